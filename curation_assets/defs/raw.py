@@ -1,0 +1,23 @@
+"""Raw shards: external files, one partition each, versioned by content hash by the sensor."""
+
+from dagster import AssetSpec
+
+from curation_assets.defs.names import raw_key
+from curation_assets.defs.partitions import SHARD_PARTITIONS
+from curation_assets.sources import SHARD_SUFFIXES, SourceKind
+
+
+def raw_shard_spec(kind: SourceKind) -> AssetSpec:
+    return AssetSpec(
+        key=raw_key(kind),
+        partitions_def=SHARD_PARTITIONS[kind],
+        group_name="raw",
+        description=(
+            f"{kind.value} shard files under <data root>/raw/{kind.value}/ ({', '.join(SHARD_SUFFIXES[kind])}). "
+            "Registered and versioned (sha256 of the bytes) by the new-shard sensor; never written by Dagster."
+        ),
+        kinds={"file"},
+    )
+
+
+RAW_SHARDS = [raw_shard_spec(kind) for kind in SourceKind]

@@ -1,0 +1,41 @@
+"""Resources shared by every asset: where the data lives and how strict ingest is."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from curation_assets.image_checks import DEFAULT_MAX_PIXELS
+from curation_assets.readers import ShardFile
+from curation_assets.sources import SourceKind
+from curation_assets.storage import DataRoot
+
+DATA_ROOT_ENV = "CURATION_DATA_ROOT"
+
+
+def default_data_root() -> str:
+    return os.environ.get(DATA_ROOT_ENV, "data")
+
+
+class DataRootResource(ConfigurableResource):
+    """The data root (a folder or any fsspec URL such as `s3://bucket/curation`)."""
+
+    url: str = Field(default_factory=default_data_root, description=f"Data root; defaults to ${DATA_ROOT_ENV} or ./data")
+    max_image_pixels: int = Field(
+        default=DEFAULT_MAX_PIXELS, description="Images with more pixels are quarantined as decompression bombs"
+    )
+
+    def data_root(self) -> DataRoot:
+        return DataRoot(self.url)
+
+    def shard_file(self, kind: SourceKind, shard_id: str) -> ShardFile:
+        root = self.data_root()
+        path = root.raw_dir(kind) / shard_id
+        if not path.exists():
+            raise FileNotFoundError(
+                f"shard {shard_id!r} is registered as a {kind.value} partition but {path} is gone; "
+                f"restore the file or delete the partition in the UI (Partitions tab of raw_{kind.value})"
+            )
+        return ShardFile(kind, path, root.root, self.max_image_pixels)
