@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from curation_assets.quarantine import Reason
+
 from . import images
 from .images import Scene, SceneSampler
 from .writers import (
@@ -36,19 +38,19 @@ from .writers import (
 
 MANIFEST_NAME = "demo_manifest.json"
 
-# Quarantine reason codes, shared with the readers.
-UNDECODABLE_IMAGE = "undecodable_image"
-TRUNCATED_IMAGE = "truncated_image"
-DECOMPRESSION_BOMB = "decompression_bomb"
-EMPTY_FILE = "empty_file"
-MISSING_FILE = "missing_file"
-PATH_ESCAPE = "path_escape"
-MALFORMED_JSON = "malformed_json"
-MISSING_FIELD = "missing_field"
-EMPTY_TEXT = "empty_text"
-NON_UTF8_TEXT = "non_utf8_text"
-TRUNCATED_TAR = "truncated_tar"
-MISSING_IMAGE = "missing_image"
+# Quarantine reasons are the readers' own codes; these are the ones the demo plants on purpose.
+UNDECODABLE_IMAGE = Reason.undecodable_image.value
+TRUNCATED_IMAGE = Reason.truncated_image.value
+DECOMPRESSION_BOMB = Reason.decompression_bomb.value
+EMPTY_FILE = Reason.empty_file.value
+MISSING_FILE = Reason.missing_file.value
+PATH_ESCAPE = Reason.path_escape.value
+MALFORMED_JSON = Reason.malformed_json.value
+MISSING_FIELD = Reason.missing_field.value
+EMPTY_TEXT = Reason.empty_text.value
+NON_UTF8_TEXT = Reason.non_utf8_text.value
+TRUNCATED_TAR = Reason.truncated_tar.value
+MISSING_IMAGE = Reason.missing_image.value
 QUARANTINE_REASONS = (
     UNDECODABLE_IMAGE, TRUNCATED_IMAGE, DECOMPRESSION_BOMB, EMPTY_FILE, MISSING_FILE, PATH_ESCAPE,
     MALFORMED_JSON, MISSING_FIELD, EMPTY_TEXT, NON_UTF8_TEXT, TRUNCATED_TAR, MISSING_IMAGE,
@@ -198,7 +200,7 @@ CAPTION_ROWS: dict[str, Callable[[DemoContext], tuple[CaptionSample, str | None]
         _fresh(ctx, raw_line=b'{"text": "<__dj__image> a green square <|__dj__eoc|>", "images": ['),
         MALFORMED_JSON,
     ),
-    "path_dotdot": lambda ctx: (_fresh(ctx, image_ref="../../outside.jpg"), PATH_ESCAPE),
+    "path_dotdot": lambda ctx: (_fresh(ctx, image_ref="../../../outside.jpg"), PATH_ESCAPE),
     "path_absolute": lambda ctx: (_fresh(ctx, image_ref="/etc/passwd"), PATH_ESCAPE),
     "symlink_out": lambda ctx: (_fresh(ctx, symlink_to="/etc/hostname"), PATH_ESCAPE),
     "missing_file": lambda ctx: (_fresh(ctx, omit_image_file=True), MISSING_FILE),
