@@ -15,10 +15,18 @@ from curation_assets.defs.raw import RAW_SHARDS  # noqa: E402
 from curation_assets.defs.resources import DataRootResource  # noqa: E402
 from curation_assets.defs.sensors import NEW_SHARD_SENSORS  # noqa: E402
 
-defs = Definitions(
-    assets=[*RAW_SHARDS, *INGEST_ASSETS],
-    asset_checks=INGEST_CHECKS,
-    jobs=list(INGEST_JOBS.values()),
-    sensors=NEW_SHARD_SENSORS,
-    resources={"data_root": DataRootResource()},
-)
+
+
+def build_definitions(data_root: str | None = None) -> Definitions:
+    """All definitions over one data root (default: $CURATION_DATA_ROOT or ./data)."""
+    resource = DataRootResource(url=data_root) if data_root else DataRootResource()
+    return Definitions(
+        assets=[*RAW_SHARDS, *INGEST_ASSETS],
+        asset_checks=INGEST_CHECKS,
+        jobs=list(INGEST_JOBS.values()),
+        sensors=NEW_SHARD_SENSORS,
+        resources={"data_root": resource},
+    )
+
+
+defs = build_definitions()

@@ -3,7 +3,6 @@
 from dagster import AssetSelection, define_asset_job
 
 from curation_assets.defs.names import normalized_key, quarantine_key
-from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.sources import SourceKind
 
 
@@ -16,8 +15,8 @@ INGEST_JOBS = {
     kind: define_asset_job(
         name=f"ingest_{kind.value}_shards",
         selection=ingest_selection(kind),
-        partitions_def=SHARD_PARTITIONS[kind],
         description=f"Read, validate and quarantine one {kind.value} shard.",
     )
     for kind in SourceKind
 }
+

@@ -5,6 +5,7 @@ import json
 
 from dagster import (
     AssetMaterialization,
+    AssetObservation,
     DataVersion,
     DefaultSensorStatus,
     RunRequest,
@@ -19,7 +20,7 @@ from curation_assets.defs.jobs import INGEST_JOBS
 from curation_assets.defs.names import raw_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
-from curation_assets.shard_scan import scan_shards
+from curation_assets.shard_scan import ShardChange, scan_shards
 from curation_assets.sources import SourceKind
 from curation_assets.storage import content_hash
 
@@ -31,6 +32,22 @@ def recorded_data_version(context: SensorEvaluationContext, kind: SourceKind, sh
     if record is None or record.asset_materialization is None:
         return None
     return record.asset_materialization.tags.get(DATA_VERSION_TAG)
+
+
+def raw_shard_events(kind: SourceKind, change: ShardChange) -> list[AssetMaterialization | AssetObservation]:
+    """The events that record a shard's new content hash as its data version.
+
+    Both kinds, observation first: automation only counts an external asset's partition as present
+    once it has a materialization, while the stale-status resolver reads an external asset's
+    versions from observations only (dagster issue #26162). The observation goes first so the
+    materialization, which the next ingest records as its input, is the newer event.
+    """
+    tags = {DATA_VERSION_TAG: DataVersion(change.content_hash).value}
+    metadata = {"sha256": change.content_hash, "previous_sha256": change.previous_hash or ""}
+    return [
+        AssetObservation(asset_key=raw_key(kind), partition=change.shard_id, tags=tags, metadata=metadata),
+        AssetMaterialization(asset_key=raw_key(kind), partition=change.shard_id, tags=tags, metadata=metadata),
+    ]
 
 
 def build_new_shard_sensor(kind: SourceKind):
@@ -70,15 +87,7 @@ def build_new_shard_sensor(kind: SourceKind):
         )
         return SensorResult(
             dynamic_partitions_requests=[partitions.build_add_request(new_ids)] if new_ids else [],
-            asset_events=[
-                AssetMaterialization(
-                    asset_key=raw_key(kind),
-                    partition=change.shard_id,
-                    tags={DATA_VERSION_TAG: DataVersion(change.content_hash).value},
-                    metadata={"sha256": change.content_hash, "previous_sha256": change.previous_hash or ""},
-                )
-                for change in scan.changes
-            ],
+            asset_events=[event for change in scan.changes for event in raw_shard_events(kind, change)],
             run_requests=[
                 RunRequest(partition_key=change.shard_id, tags={"curation/shard_sha256": change.content_hash})
                 for change in scan.changes

@@ -1,0 +1,156 @@
+"""The real Dagster graph on generated shards: sensors, partitions, data versions, staleness, checks."""
+
+import os
+
+import polars as pl
+import pytest
+from dagster import AssetMaterialization, SensorResult, SkipReason, build_sensor_context, instance_for_test
+
+from curation_assets.defs.names import normalized_key, quarantine_key
+from curation_assets.definitions import build_definitions
+from curation_assets.local_run import apply_sensor_result, run_sensors_and_requests
+from curation_assets.sources import SourceKind
+from curation_assets.storage import DataRoot, content_hash
+from curation_assets_tests.staleness import StaleStatus, stale_status
+
+CAPTION = SourceKind.caption
+TEXT = SourceKind.text
+
+
+@pytest.fixture
+def instance(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home)) as instance:
+        yield instance
+
+
+@pytest.fixture
+def defs(demo_root):
+    return build_definitions(str(demo_root))
+
+
+def tick(instance, defs, kind, cursor=None):
+    sensor = defs.resolve_sensor_def(f"new_{kind.value}_shards")
+    with build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources) as context:
+        result = sensor(context)
+        return result, context.cursor
+
+
+def ingest_everything(instance, defs):
+    return run_sensors_and_requests(instance, defs, log=lambda _: None)
+
+
+def test_sensor_registers_every_new_shard_with_its_content_hash(instance, defs, demo_root, demo_manifest):
+    result, _ = tick(instance, defs, CAPTION)
+    assert isinstance(result, SensorResult)
+    expected = sorted(name.split("/")[1] for name in demo_manifest if name.startswith("caption/"))
+    [add_request] = result.dynamic_partitions_requests
+    assert sorted(add_request.partition_keys) == expected
+    assert sorted(request.partition_key for request in result.run_requests) == expected
+    versions = {
+        event.partition: event.tags["dagster/data_version"]
+        for event in result.asset_events
+        if isinstance(event, AssetMaterialization)
+    }
+    assert versions["wds-00000.tar"] == content_hash(DataRoot(demo_root).raw_dir(CAPTION) / "wds-00000.tar")
+
+    apply_sensor_result(instance, result)
+    assert sorted(instance.get_dynamic_partitions("caption_shards")) == expected
+
+
+def test_sensor_skips_unchanged_and_touched_files_and_reversions_edited_ones(instance, defs, demo_root):
+    result, cursor = tick(instance, defs, TEXT)
+    apply_sensor_result(instance, result)
+
+    again, cursor = tick(instance, defs, TEXT, cursor)
+    assert isinstance(again, SkipReason)
+
+    touched = demo_root / "raw" / "text" / "web-00000.jsonl"
+    os.utime(touched, (1_000_000_000, 1_000_000_000))  # new mtime, same bytes
+    after_touch, cursor = tick(instance, defs, TEXT, cursor)
+    assert isinstance(after_touch, SkipReason)
+    assert "1 re-hashed" in after_touch.skip_message
+
+    edited = demo_root / "raw" / "text" / "web-00001.parquet"
+    frame = pl.read_parquet(edited)
+    frame.with_columns(pl.col("text").str.replace("the", "THE")).write_parquet(edited)
+    after_edit, cursor = tick(instance, defs, TEXT, cursor)
+    assert [request.partition_key for request in after_edit.run_requests] == ["web-00001.parquet"]
+    assert after_edit.dynamic_partitions_requests == []  # not new, only changed
+    observation, materialization = after_edit.asset_events
+    assert observation.tags == materialization.tags
+    assert materialization.tags["dagster/data_version"] == content_hash(DataRoot(demo_root).raw_dir(TEXT) / "web-00001.parquet")
+
+
+def test_a_fresh_cursor_does_not_rerun_shards_already_recorded(instance, defs):
+    """The daemon's cursor is only a stat cache; the instance's data versions decide what changed."""
+    ingest_everything(instance, defs)
+    result, _ = tick(instance, defs, CAPTION, cursor=None)
+    assert isinstance(result, SkipReason)
+
+
+def test_ingest_writes_tables_and_editing_one_shard_stales_only_its_downstream(instance, defs, demo_root, demo_manifest):
+    runs = ingest_everything(instance, defs)
+    assert sum(runs.values()) == len(demo_manifest)
+
+    root = DataRoot(demo_root)
+    for shard, expected in demo_manifest.items():
+        kind, name = shard.split("/")
+        assert pl.read_parquet(root.table_path("normalized", SourceKind(kind), name).path).height == expected["valid"]
+        assert pl.read_parquet(root.table_path("quarantine", SourceKind(kind), name).path).height == sum(expected["quarantine"].values())
+
+    caption_shards = instance.get_dynamic_partitions("caption_shards")
+    for shard in caption_shards:
+        assert stale_status(instance, defs, normalized_key(CAPTION), shard) == StaleStatus.FRESH
+
+    # Touch one shard, edit another; only the edited one's tables go stale.
+    os.utime(demo_root / "raw" / "caption" / "wds-00001.tar", (1_000_000_000, 1_000_000_000))
+    with open(demo_root / "raw" / "caption" / "dj-00000.jsonl", "ab") as handle:
+        handle.write(b'{"text": "<__dj__image> one more line", "images": ["dj-00000_images/000000.jpg"]}\n')
+    result, _ = tick(instance, defs, CAPTION)
+    apply_sensor_result(instance, result)
+    assert [request.partition_key for request in result.run_requests] == ["dj-00000.jsonl"]
+
+    for shard in caption_shards:
+        want = StaleStatus.STALE if shard == "dj-00000.jsonl" else StaleStatus.FRESH
+        assert stale_status(instance, defs, normalized_key(CAPTION), shard) == want, shard
+        assert stale_status(instance, defs, quarantine_key(CAPTION), shard) == want, shard
+    assert stale_status(instance, defs, normalized_key(TEXT), "web-00000.jsonl") == StaleStatus.FRESH
+
+
+def ingest_one(instance, defs, kind, shard):
+    """Register every shard of `kind`, then run the real ingest job for one of them."""
+    result, _ = tick(instance, defs, kind)
+    if isinstance(result, SensorResult):
+        apply_sensor_result(instance, result)
+    job = defs.resolve_job_def(f"ingest_{kind.value}_shards")
+    run = job.execute_in_process(instance=instance, partition_key=shard, raise_on_error=False)
+    [evaluation] = run.get_asset_check_evaluations()
+    assert evaluation.check_name == "rows_accounted_for"
+    return evaluation
+
+
+@pytest.mark.parametrize("shard", ["caption/wds-00002.tar", "caption/llava-00000.json", "interleaved/obelics-00000.parquet", "text/web-00000.jsonl"])
+def test_accounting_check_passes_after_ingest(instance, defs, demo_manifest, shard):
+    kind, name = shard.split("/")
+    evaluation = ingest_one(instance, defs, SourceKind(kind), name)
+    assert evaluation.passed, evaluation.description
+    assert evaluation.metadata["rows_in"].value == demo_manifest[shard]["rows"]
+
+
+def test_accounting_check_fails_when_ingest_loses_a_row(instance, defs, monkeypatch):
+    """A buggy stage that drops one quarantined row must be caught by the check, not shipped."""
+    from curation_assets.defs import ingest
+    from curation_assets.normalize import normalize_shard
+
+    def lossy_normalize(shard, on_progress=None):
+        table = normalize_shard(shard, on_progress)
+        table.quarantine = table.quarantine.slice(1)
+        return table
+
+    monkeypatch.setattr(ingest, "normalize_shard", lossy_normalize)
+    evaluation = ingest_one(instance, defs, CAPTION, "wds-00000.tar")
+    assert not evaluation.passed
+    assert evaluation.metadata["unaccounted"].value == 1
+    assert "32 rows in" in evaluation.description
