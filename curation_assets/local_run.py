@@ -14,7 +14,16 @@ import time
 
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
+import pyarrow.parquet as pq
+
+from curation_assets.defs.names import NORMALIZED_STAGE, QUARANTINE_STAGE
 from curation_assets.defs.resources import DATA_ROOT_ENV
+from curation_assets.sources import SourceKind
+from curation_assets.storage import DataRoot
+
+
+# Runs log at INFO (our progress lines) rather than Dagster's per-event DEBUG chatter.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def apply_sensor_result(instance: DagsterInstance, result: SensorResult) -> None:
@@ -41,7 +50,9 @@ def run_sensors_and_requests(instance: DagsterInstance, defs, log=print) -> dict
         job = defs.resolve_job_def(sensor_def.job_name)
         for index, request in enumerate(result.run_requests or [], start=1):
             started = time.monotonic()
-            outcome = job.execute_in_process(partition_key=request.partition_key, instance=instance, raise_on_error=False)
+            outcome = job.execute_in_process(
+                partition_key=request.partition_key, instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+            )
             status = "ok" if outcome.success else "FAILED"
             log(f"[{job.name}] {index}/{len(result.run_requests)} {request.partition_key}: {status} in {time.monotonic() - started:.1f}s")
             if not outcome.success:
@@ -63,8 +74,33 @@ def main(argv: list[str] | None = None) -> int:
 
     with DagsterInstance.get() as instance:
         runs = run_sensors_and_requests(instance, defs)
-    print(f"ran {sum(runs.values())} shard runs: {runs}")
+    print(f"\nran {sum(runs.values())} shard runs: {runs}")
+    print(summarize_outputs(DataRoot(os.environ.get(DATA_ROOT_ENV, "data"))))
+    print(
+        "\nOpen the UI on this instance with `make ui`, then http://127.0.0.1:3000 "
+        "(Assets -> normalized_caption -> Partitions; sensors new_*_shards pick up new files)."
+    )
     return 0
+
+
+def summarize_outputs(root: DataRoot) -> str:
+    """Rows kept and quarantined per kind, read back from the tables on disk, and where they are."""
+    lines = [f"\noutputs under {root.root}:"]
+    for kind in SourceKind:
+        valid = _total_rows(root, NORMALIZED_STAGE, kind)
+        quarantined = _total_rows(root, QUARANTINE_STAGE, kind)
+        lines.append(
+            f"  {kind.value:<12} {valid:>6} valid rows in {root.root / NORMALIZED_STAGE / kind.value}/  "
+            f"{quarantined:>4} quarantined in {root.root / QUARANTINE_STAGE / kind.value}/"
+        )
+    return "\n".join(lines)
+
+
+def _total_rows(root: DataRoot, stage: str, kind: SourceKind) -> int:
+    folder = root.root / stage / kind.value
+    if not folder.exists():
+        return 0
+    return sum(pq.ParquetFile(path.path).metadata.num_rows for path in folder.iterdir() if path.suffix == ".parquet")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,45 @@
+# Everything a new user needs, from a machine with only python3 on it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+# One local Dagster instance for the demo, the UI and the benchmarks.
+export DAGSTER_HOME := $(CURDIR)/.dagster
+export CURATION_DATA_ROOT ?= $(CURDIR)/data
+# Nothing here may reach a model hub at run time (see README: model profiles).
+export HF_HUB_OFFLINE ?= 1
+export DAGSTER_DISABLE_TELEMETRY := yes
+
+.PHONY: env demo test ui bench clean-demo
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+env: $(INSTALLED)
+
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp deploy/dagster.local.yaml $@
+
+demo: env $(DAGSTER_HOME)/dagster.yaml
+	@if [ -z "$$(ls -A $(CURATION_DATA_ROOT)/raw 2>/dev/null)" ]; then \
+		$(BIN)/python -m curation_assets.demo --root $(CURATION_DATA_ROOT); \
+	else echo "data/raw already holds shards: using them (make clean-demo to start over)"; fi
+	$(BIN)/python -m curation_assets.local_run
+
+test: env
+	$(BIN)/python -m pytest -n 2 -p no:logging
+
+ui: env $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: env
+	$(BIN)/python -m benchmarks.run
+
+clean-demo:
+	rm -rf $(CURATION_DATA_ROOT)/raw $(CURATION_DATA_ROOT)/normalized $(CURATION_DATA_ROOT)/quarantine \
+		$(CURATION_DATA_ROOT)/demo_manifest.json $(DAGSTER_HOME)
