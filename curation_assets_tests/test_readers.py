@@ -158,3 +158,12 @@ def test_decompression_bomb_limit_is_configurable(tmp_path):
 def test_unknown_shard_ending_is_refused_with_the_endings_we_know(tmp_path):
     with pytest.raises(ValueError, match=r"\.tar, \.parquet"):
         list(read_shard(shard_file(tmp_path, "caption", "notes.txt")))
+
+
+@pytest.mark.parametrize("name", ["000001.jpg", "dir/000001.seg.png", "a/b.c/000.txt", "noext", "x.y.z", "k.JSON"])
+def test_tar_member_names_split_like_webdataset(name):
+    from webdataset.tariterators import base_plus_ext
+
+    from curation_assets.readers.webdataset_tar import split_member_name
+
+    assert split_member_name(name) == base_plus_ext(name)

@@ -126,7 +126,10 @@ def read_layout(texts: list[str | None], images: list[dict | None]) -> list[tupl
     """The reader's aligned texts/images lists as the same (kind, value) sequence; an image is named
     by the file name at the end of its ref."""
     assert all((text is None) != (image is None) for text, image in zip(texts, images))
-    return [("text", text) if text is not None else ("image", image["ref"].rsplit("/", 1)[-1]) for text, image in zip(texts, images)]
+    return [
+        ("text", text) if text is not None else ("image", image["ref"].rsplit("/", 1)[-1])
+        for text, image in zip(texts, images)
+    ]
 
 
 # --- 1. real COCO pairs through every caption layout -------------------------------------------
@@ -290,4 +293,6 @@ def test_real_mmc4_documents_without_pixels_then_with_attached_synthetic_pixels(
             assert image["ref"] == f"file:raw/interleaved/mmc4-real_images/{name}"
             assert image["sha256"] == sha256(written[name])
             assert image["format"] == "jpeg"
-        assert json.loads(row["source_meta"])["url"] == doc["url"]
+        meta = json.loads(row["source_meta"])
+        assert meta["url"] == doc["url"]
+        assert meta["image_info"] == doc["image_info"]  # raw urls and match scores are kept, not dropped

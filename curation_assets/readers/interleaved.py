@@ -42,7 +42,7 @@ def read_interleaved_parquet(shard: ShardFile) -> Iterator[Outcome]:
 def _document(key: str, row: dict[str, Any], shard: ShardFile) -> Valid:
     if "text_list" in row:
         positions = _mmc4_positions(row, shard)
-        meta_skip = ("text_list", "image_info", "similarity_matrix")
+        meta_skip = ("text_list",)  # image_info (urls, matched_sim) and similarity_matrix stay in source_meta
     elif "texts" in row and "images" in row:
         positions = _obelics_positions(row)
         meta_skip = ("texts", "images")
@@ -119,5 +119,5 @@ def _load_image(image: tuple[str, Any], shard: ShardFile, ordinal: int) -> tuple
         data, stats = image_from_bytes(value, shard)
         return data, stats, f"bytes:{ordinal}"
     except Quarantined as problem:
-        raise Quarantined(problem.reason, f"image {ordinal}: {problem.detail}") from None
+        raise Quarantined(problem.reason, f"image {ordinal} in reading order: {problem.detail}") from None
 
