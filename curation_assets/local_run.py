@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print(summarize_outputs(DataRoot(os.environ.get(DATA_ROOT_ENV, "data"))))
     print(
         "\nOpen the UI on this instance with `make ui`, then http://127.0.0.1:3000 "
-        "(Assets -> normalized_caption -> Partitions; sensors new_*_shards pick up new files)."
+        "(Assets -> caption -> normalized -> Partitions; sensors new_*_shards pick up new files)."
     )
     return 0
 

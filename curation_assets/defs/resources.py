@@ -36,6 +36,6 @@ class DataRootResource(ConfigurableResource):
         if not path.exists():
             raise FileNotFoundError(
                 f"shard {shard_id!r} is registered as a {kind.value} partition but {path} is gone; "
-                f"restore the file or delete the partition in the UI (Partitions tab of raw_{kind.value})"
+                f"restore the file or delete the partition in the UI (Partitions tab of {kind.value}/raw)"
             )
         return ShardFile(kind, path, root.root, self.max_image_pixels)
