@@ -7,6 +7,8 @@ INSTALLED := $(VENV)/.installed
 # One local Dagster instance for the demo, the UI and the benchmarks.
 export DAGSTER_HOME := $(CURDIR)/.dagster
 export CURATION_DATA_ROOT ?= $(CURDIR)/data
+# The demo and the local UI use tiny offline models; point this at your recipe for real runs.
+export CURATION_RECIPE ?= $(CURDIR)/curation_assets/recipes/smoke.yaml
 # Nothing here may reach a model hub at run time (see README: model profiles).
 export HF_HUB_OFFLINE ?= 1
 export DAGSTER_DISABLE_TELEMETRY := yes
@@ -41,5 +43,5 @@ bench: env
 	$(BIN)/python -m benchmarks.run
 
 clean-demo:
-	rm -rf $(CURATION_DATA_ROOT)/raw $(CURATION_DATA_ROOT)/normalized $(CURATION_DATA_ROOT)/quarantine \
-		$(CURATION_DATA_ROOT)/demo_manifest.json $(DAGSTER_HOME)
+	rm -rf $(CURATION_DATA_ROOT)/raw $(CURATION_DATA_ROOT)/caption $(CURATION_DATA_ROOT)/interleaved \
+		$(CURATION_DATA_ROOT)/text $(CURATION_DATA_ROOT)/demo_manifest.json $(DAGSTER_HOME)

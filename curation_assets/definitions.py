@@ -1,31 +1,42 @@
 """The code location: `dagster dev` and `dg` load `defs` from here."""
 
 import warnings
+from typing import Any
 
-from dagster import Definitions, PreviewWarning
+from dagster import BetaWarning, Definitions, PreviewWarning
 
-# Partitioned asset checks (one accounting check per shard) are a preview feature in dagster 1.13;
-# we rely on them knowingly, so the warning would only be noise in every run's log.
+# Partitioned asset checks (one check per shard) are a preview feature and backfill policies (several
+# shards per run, so a model loads once per run) a beta one in dagster 1.13. We rely on both
+# knowingly; the warnings would only be noise in every run's log.
 warnings.filterwarnings("ignore", category=PreviewWarning)
+warnings.filterwarnings("ignore", category=BetaWarning)
 
-from curation_assets.defs.checks import INGEST_CHECKS  # noqa: E402
+from curation_assets.defs.analysis import caption_score_analysis  # noqa: E402
+from curation_assets.defs.caption_scores import CAPTION_TABLES  # noqa: E402
+from curation_assets.defs.checks import INGEST_CHECKS, build_coverage_check  # noqa: E402
 from curation_assets.defs.ingest import INGEST_ASSETS  # noqa: E402
-from curation_assets.defs.jobs import INGEST_JOBS  # noqa: E402
+from curation_assets.defs.jobs import GLOBAL_JOB, INGEST_JOBS, SCORE_JOBS  # noqa: E402
+from curation_assets.defs.models import model_resources  # noqa: E402
 from curation_assets.defs.raw import RAW_SHARDS  # noqa: E402
 from curation_assets.defs.resources import DataRootResource  # noqa: E402
 from curation_assets.defs.sensors import NEW_SHARD_SENSORS  # noqa: E402
+from curation_assets.defs.shard_assets import build_shard_table_asset  # noqa: E402
+from curation_assets.recipe import Recipe, load_recipe  # noqa: E402
 
 
-
-def build_definitions(data_root: str | None = None) -> Definitions:
-    """All definitions over one data root (default: $CURATION_DATA_ROOT or ./data)."""
+def build_definitions(data_root: str | None = None, recipe: Recipe | None = None, **model_runtime: Any) -> Definitions:
+    """All definitions over one data root (default: $CURATION_DATA_ROOT or ./data) and one recipe
+    (default: $CURATION_RECIPE or the packaged default). `model_runtime` (device, batch_size,
+    num_workers, half_precision) applies to every model resource."""
+    recipe = recipe or load_recipe()
     resource = DataRootResource(url=data_root) if data_root else DataRootResource()
+    score_assets = [build_shard_table_asset(table, recipe) for table in CAPTION_TABLES]
     return Definitions(
-        assets=[*RAW_SHARDS, *INGEST_ASSETS],
-        asset_checks=INGEST_CHECKS,
-        jobs=list(INGEST_JOBS.values()),
+        assets=[*RAW_SHARDS, *INGEST_ASSETS, *score_assets, caption_score_analysis],
+        asset_checks=[*INGEST_CHECKS, *(build_coverage_check(table) for table in CAPTION_TABLES)],
+        jobs=[*INGEST_JOBS.values(), *SCORE_JOBS.values(), GLOBAL_JOB],
         sensors=NEW_SHARD_SENSORS,
-        resources={"data_root": resource},
+        resources={"data_root": resource, **model_resources(recipe, **model_runtime)},
     )
 
 

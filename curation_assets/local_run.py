@@ -12,15 +12,21 @@ import os
 import sys
 import time
 
+import pyarrow.parquet as pq
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
-import pyarrow.parquet as pq
-
+from curation_assets.defs.jobs import GLOBAL_JOB, SCORE_JOBS
 from curation_assets.defs.names import NORMALIZED_STAGE, QUARANTINE_STAGE
+from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DATA_ROOT_ENV
+from curation_assets.defs.shard_assets import SHARDS_PER_RUN
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
 
+
+# The run tags a single-run backfill sets: one run covering a range of partitions.
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 # Runs log at INFO (our progress lines) rather than Dagster's per-event DEBUG chatter.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -61,6 +67,39 @@ def run_sensors_and_requests(instance: DagsterInstance, defs, log=print) -> dict
     return runs_by_sensor
 
 
+def run_score_jobs(instance: DagsterInstance, defs, log=print) -> int:
+    """Compute every score table for every registered shard, in runs of up to SHARDS_PER_RUN
+    consecutive shards (what a UI backfill does too), so each model loads once per run."""
+    runs = 0
+    for kind, job_def in SCORE_JOBS.items():
+        shards = instance.get_dynamic_partitions(SHARD_PARTITIONS[kind].name)
+        job = defs.resolve_job_def(job_def.name)
+        for start in range(0, len(shards), SHARDS_PER_RUN):
+            chunk = shards[start : start + SHARDS_PER_RUN]
+            started = time.monotonic()
+            outcome = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
+                tags={ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]},
+            )
+            log(f"[{job.name}] shards {chunk[0]} .. {chunk[-1]} ({len(chunk)}): "
+                f"{'ok' if outcome.success else 'FAILED'} in {time.monotonic() - started:.1f}s")
+            if not outcome.success:
+                raise RuntimeError(f"run {outcome.run_id} failed; see `make ui` -> Runs")
+            runs += 1
+    return runs
+
+
+def run_global_job(instance: DagsterInstance, defs, log=print) -> None:
+    job = defs.resolve_job_def(GLOBAL_JOB.name)
+    started = time.monotonic()
+    outcome = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG)
+    log(f"[{job.name}] {'ok' if outcome.success else 'FAILED'} in {time.monotonic() - started:.1f}s")
+    if not outcome.success:
+        raise RuntimeError(f"run {outcome.run_id} failed; see `make ui` -> Runs")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=None, help=f"data root (default ${DATA_ROOT_ENV} or ./data)")
@@ -74,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with DagsterInstance.get() as instance:
         runs = run_sensors_and_requests(instance, defs)
+        run_score_jobs(instance, defs)
+        run_global_job(instance, defs)
     print(f"\nran {sum(runs.values())} shard runs: {runs}")
     print(summarize_outputs(DataRoot(os.environ.get(DATA_ROOT_ENV, "data"))))
     print(
@@ -90,14 +131,14 @@ def summarize_outputs(root: DataRoot) -> str:
         valid = _total_rows(root, NORMALIZED_STAGE, kind)
         quarantined = _total_rows(root, QUARANTINE_STAGE, kind)
         lines.append(
-            f"  {kind.value:<12} {valid:>6} valid rows in {root.root / NORMALIZED_STAGE / kind.value}/  "
-            f"{quarantined:>4} quarantined in {root.root / QUARANTINE_STAGE / kind.value}/"
+            f"  {kind.value:<12} {valid:>6} valid rows in {root.stage_dir(NORMALIZED_STAGE, kind)}/  "
+            f"{quarantined:>4} quarantined in {root.stage_dir(QUARANTINE_STAGE, kind)}/"
         )
     return "\n".join(lines)
 
 
 def _total_rows(root: DataRoot, stage: str, kind: SourceKind) -> int:
-    folder = root.root / stage / kind.value
+    folder = root.stage_dir(stage, kind)
     if not folder.exists():
         return 0
     return sum(pq.ParquetFile(path.path).metadata.num_rows for path in folder.iterdir() if path.suffix == ".parquet")

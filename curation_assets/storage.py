@@ -42,9 +42,13 @@ class DataRoot:
     def raw_dir(self, kind: SourceKind) -> UPath:
         return self.root / "raw" / kind.value
 
+    def stage_dir(self, stage: str, kind: SourceKind) -> UPath:
+        """`<root>/<kind>/<stage>/`: mirrors the asset key `<kind>/<stage>`."""
+        return self.root / kind.value / stage
+
     def table_path(self, stage: str, kind: SourceKind, shard_id: str) -> UPath:
-        """`<root>/<stage>/<kind>/<shard id>.parquet`: one table file per stage, kind and shard."""
-        return self.root / stage / kind.value / f"{shard_id}.parquet"
+        """One table file per kind, stage and shard: `<root>/<kind>/<stage>/<shard id>.parquet`."""
+        return self.stage_dir(stage, kind) / f"{shard_id}.parquet"
 
     def list_shards(self, kind: SourceKind) -> Iterator[ShardListing]:
         """Shard files directly inside raw/<kind>/, in name order; sub-folders hold referenced images."""

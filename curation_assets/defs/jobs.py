@@ -20,3 +20,23 @@ INGEST_JOBS = {
     for kind in SourceKind
 }
 
+
+
+# Every per-shard table after ingest, for one kind: what `make demo` runs over shard ranges and what a
+# UI backfill of new shards selects. Kinds without score tables yet have no job.
+SCORE_JOBS = {
+    kind: define_asset_job(
+        name=f"score_{kind.value}_shards",
+        selection=AssetSelection.groups(f"{kind.value}_scores"),
+        description=f"Compute every score table of a range of {kind.value} shards (models load once per run).",
+    )
+    for kind in (SourceKind.caption,)
+}
+
+
+# Global assets over all shards, refreshed after the per-shard tables.
+GLOBAL_JOB = define_asset_job(
+    name="analyze_all_shards",
+    selection=AssetSelection.groups("caption_analysis"),
+    description="Recompute the global assets (score analysis) over every shard.",
+)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from curation_assets.image_source import iter_image_bytes
@@ -30,7 +30,9 @@ def open_rgb(data: bytes, min_side: int | None = None) -> Image.Image:
         scale = min(image.width, image.height) / min_side
         if scale >= 2:
             image.draft("RGB", (int(image.width / scale) + 1, int(image.height / scale) + 1))
-    return image.convert("RGB")
+    # Models see the picture the way a viewer does: a phone photo stored sideways with an EXIF
+    # orientation tag is turned upright first.
+    return ImageOps.exif_transpose(image).convert("RGB")
 
 
 class ShardImages(IterableDataset):

@@ -1,0 +1,1 @@
+"""Cheap, model-free scores (text statistics, perceptual and caption hashes) and the analysis users read before choosing thresholds."""
