@@ -12,6 +12,10 @@ from curation_assets.sources import SourceKind
 
 CAPTION = SourceKind.caption
 CLIP_EMBEDDINGS = "clip_embeddings"
+# Tables computed from the stored embeddings read the CLIP section too: Dagster does not mark a
+# table stale because its parent is stale, only once the parent has new data, so a CLIP change
+# must reach their code versions directly to show up as stale at once.
+CLIP_SECTIONS = ("models.profile", "models.clip")
 
 
 def _clip_embeddings(work: ShardWork) -> TableOutput:
@@ -115,12 +119,12 @@ def _caption_embedding(work: ShardWork) -> TableOutput:
 
 CAPTION_TABLES = [
     ShardTable(CAPTION, CLIP_EMBEDDINGS, "L2-normalised CLIP image and caption embeddings (float16), computed once per shard.",
-               _clip_embeddings, resources=frozenset({"clip"}), recipe_sections=("models.profile", "models.clip"), gpu=True),
+               _clip_embeddings, resources=frozenset({"clip"}), recipe_sections=CLIP_SECTIONS, gpu=True),
     ShardTable(CAPTION, "clip_similarity", "Cosine similarity of image and caption CLIP embeddings (Data-Juicer's image_text_similarity).",
-               _clip_similarity, upstream=(CLIP_EMBEDDINGS,)),
+               _clip_similarity, upstream=(CLIP_EMBEDDINGS,), recipe_sections=CLIP_SECTIONS),
     ShardTable(CAPTION, "aesthetics", "LAION aesthetics head over the stored CLIP image embeddings.",
                _aesthetics, upstream=(CLIP_EMBEDDINGS,), resources=frozenset({"aesthetics"}),
-               recipe_sections=("models.profile", "models.aesthetics")),
+               recipe_sections=(*CLIP_SECTIONS, "models.aesthetics")),
     ShardTable(CAPTION, "itm", "BLIP image-text matching probability.", _itm, resources=frozenset({"itm"}),
                recipe_sections=("models.profile", "models.itm"), gpu=True),
     ShardTable(CAPTION, "watermark", "LAION watermark detector probability.", _watermark, resources=frozenset({"watermark"}),

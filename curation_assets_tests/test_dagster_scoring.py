@@ -1,0 +1,146 @@
+"""Scoring on the real Dagster graph: multi-shard runs, model loads, provenance, staleness by recipe section."""
+
+import polars as pl
+import pytest
+from dagster import instance_for_test
+
+from curation_assets.defs import models as model_resources
+from curation_assets.defs.names import stage_key
+from curation_assets.definitions import build_definitions
+from curation_assets.local_run import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    run_global_job,
+    run_sensors_and_requests,
+)
+from curation_assets.models import clip, itm, watermark
+from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
+from curation_assets.sources import SourceKind
+from curation_assets.storage import DataRoot
+from curation_assets_tests.staleness import StaleStatus, stale_status
+
+CAPTION = SourceKind.caption
+KEEP = ("wds-00000.tar", "dj-00000.jsonl", "llava-00000.json")
+PER_SHARD_TABLES = [
+    "clip_embeddings", "clip_similarity", "aesthetics", "itm", "watermark", "nsfw",
+    "image_stats", "text_stats", "image_phash", "caption_minhash", "caption_embedding",
+]  # fmt: skip
+FAST = {"num_workers": 0, "batch_size": 16}
+
+
+@pytest.fixture
+def caption_root(demo_root):
+    """The demo corpus cut to three caption shards of different formats, to keep model runs short."""
+    for path in (demo_root / "raw" / "caption").iterdir():
+        if path.is_file() and path.name not in KEEP:
+            path.unlink()
+    for kind in ("interleaved", "text"):
+        for path in (demo_root / "raw" / kind).iterdir():
+            if path.is_file():
+                path.unlink()
+    return demo_root
+
+
+@pytest.fixture
+def instance(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home)) as instance:
+        yield instance
+
+
+@pytest.fixture
+def smoke():
+    return load_recipe(PACKAGED_RECIPES / "smoke.yaml")
+
+
+def score_all_in_one_run(instance, defs):
+    shards = sorted(instance.get_dynamic_partitions("caption_shards"))
+    job = defs.resolve_job_def("score_caption_shards")
+    result = job.execute_in_process(
+        instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: shards[0], ASSET_PARTITION_RANGE_END_TAG: shards[-1]}
+    )
+    assert result.success
+    return result
+
+
+def load_counts():
+    return clip.LOAD_COUNT, itm.LOAD_COUNT, watermark.LOAD_COUNT
+
+
+def test_ingest_loads_no_model_and_one_scoring_run_loads_each_model_once(instance, caption_root, smoke):
+    defs = build_definitions(str(caption_root), smoke, **FAST)
+    model_resources._LOADED_IN_THIS_PROCESS.clear()
+    before = load_counts()
+    run_sensors_and_requests(instance, defs, log=lambda _: None)
+    assert load_counts() == before  # ingest never touches a model
+
+    result = score_all_in_one_run(instance, defs)
+    assert load_counts() == tuple(count + 1 for count in before)  # 3 shards, one load per model
+
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == len(PER_SHARD_TABLES)
+    assert all(check.passed for check in checks), [c.description for c in checks if not c.passed]
+
+    root = DataRoot(caption_root)
+    for shard in KEEP:
+        valid_ids = pl.read_parquet(root.table_path("normalized", CAPTION, shard).path)["sample_id"]
+        for table in PER_SHARD_TABLES:
+            frame = pl.read_parquet(root.table_path(table, CAPTION, shard).path)
+            assert frame["sample_id"].to_list() == valid_ids.to_list(), (table, shard)
+            assert frame["produced_by"].n_unique() == 1
+    embeddings = pl.read_parquet(root.table_path("clip_embeddings", CAPTION, "wds-00000.tar").path)
+    assert embeddings["produced_by"][0] == "open_clip:smoke-ViT-tiny@random-init-seed0"
+    assert not embeddings["scores_meaningful"].any()  # smoke scores say they mean nothing
+    nsfw = pl.read_parquet(root.table_path("nsfw", CAPTION, "wds-00000.tar").path)
+    assert nsfw["scores_meaningful"].all()  # the shipped NSFW model is real in every profile
+
+    events = {event.asset_key: event for event in result.get_asset_materialization_events()}
+    metadata = events[stage_key(CAPTION, "itm")].materialization.metadata
+    assert "carry no meaning" in metadata["warning"].value
+    assert metadata["shards_in_run"].value == len(KEEP)
+
+
+def test_score_analysis_shows_quantiles_and_histograms(instance, caption_root, smoke):
+    defs = build_definitions(str(caption_root), smoke, **FAST)
+    run_sensors_and_requests(instance, defs, log=lambda _: None)
+    score_all_in_one_run(instance, defs)
+    run_global_job(instance, defs, log=lambda _: None)
+
+    record = instance.get_latest_materialization_event(stage_key(CAPTION, "score_analysis"))
+    metadata = record.asset_materialization.metadata
+    assert "| clip_similarity" in metadata["quantiles"].value
+    assert metadata["histograms"].value.count("data:image/png;base64,") >= 10
+    summary = pl.read_parquet(DataRoot(caption_root).stage_dir("score_analysis", CAPTION).path + "/summary.parquet")
+    valid_rows = sum(
+        pl.read_parquet(DataRoot(caption_root).table_path("normalized", CAPTION, s).path).height for s in KEEP
+    )
+    assert summary.filter(pl.col("score") == "clip_similarity")["count"].item() == valid_rows
+
+
+def statuses(instance, defs, shard):
+    return {table: stale_status(instance, defs, stage_key(CAPTION, table), shard) for table in PER_SHARD_TABLES}
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected_stale"),
+    [
+        # A new aesthetics head: only the aesthetics table.
+        (lambda models: models.model_copy(update={"aesthetics": models.aesthetics.model_copy(update={"head": "mlp"})}),
+         {"aesthetics"}),
+        # Another CLIP model: the embeddings and everything computed from them, nothing else.
+        (lambda models: models.model_copy(update={"clip": models.clip.model_copy(update={"checkpoint": "/elsewhere.pt"})}),
+         {"clip_embeddings", "clip_similarity", "aesthetics"}),
+    ],
+    ids=["aesthetics-model", "clip-model"],
+)
+def test_changing_one_model_restales_only_what_reads_it(instance, caption_root, smoke, edit, expected_stale):
+    defs = build_definitions(str(caption_root), smoke, **FAST)
+    run_sensors_and_requests(instance, defs, log=lambda _: None)
+    score_all_in_one_run(instance, defs)
+    assert set(statuses(instance, defs, "wds-00000.tar").values()) == {StaleStatus.FRESH}
+
+    edited = build_definitions(str(caption_root), smoke.model_copy(update={"models": edit(smoke.models)}), **FAST)
+    for shard in KEEP:
+        stale = {table for table, status in statuses(instance, edited, shard).items() if status == StaleStatus.STALE}
+        assert stale == expected_stale, shard
