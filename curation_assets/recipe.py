@@ -57,9 +57,10 @@ class NsfwModel(RecipeSection):
 
 
 class WatermarkModel(RecipeSection):
-    """LAION's watermark detector: timm efficientnet_b3a with their 3-layer head."""
+    """LAION's watermark detector: timm efficientnet_b3 (their `efficientnet_b3a`, renamed by timm,
+    same layers) with their 3-layer head."""
 
-    architecture: str = "efficientnet_b3a"
+    architecture: str = "efficientnet_b3"
     weights: str = "https://github.com/LAION-AI/LAION-5B-WatermarkDetection/raw/main/models/watermark_model_v1.pt"
     image_size: int = Field(default=256, ge=32, le=1024)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import string
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from curation_assets.models.device import inference_dtype, pick_device
 from curation_assets.recipe import ItmModel
 
 SMOKE_IMAGE_SIZE = 32
+SMOKE_VERSION = 1  # bump when build_smoke_itm changes, so cached smoke folders are rebuilt
 LOAD_COUNT = 0
 
 
@@ -42,6 +45,22 @@ class LoadedItm:
 
     def preprocess(self, image) -> torch.Tensor:
         return self.processor.image_processor(images=image, return_tensors="pt").pixel_values[0]
+
+
+def smoke_itm_folder(folder: str | Path) -> Path:
+    """The smoke model in `folder`, built once: written to a temp folder beside it and renamed into
+    place, so concurrent processes never read a half-written model."""
+    folder = Path(folder)
+    if (folder / "config.json").exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    build_smoke_itm(staging)
+    try:
+        staging.rename(folder)
+    except OSError:  # another process finished first; its model is the same
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
 
 
 def build_smoke_itm(folder: str | Path) -> Path:
@@ -78,9 +97,10 @@ def load_itm(spec: ItmModel, profile: str, device: str = "auto", half_precision:
     target = pick_device(device)
     dtype = inference_dtype(target, half_precision)
     location = spec.model
-    if profile == "smoke" and not Path(location).exists():
+    built_here = profile == "smoke" and not Path(location).exists()
+    if built_here:
         # The smoke model is built from config into a folder, then loaded through the same path as real weights.
-        location = str(build_smoke_itm(smoke_dir or _smoke_cache() / "blip-itm"))
+        location = str(smoke_itm_folder(smoke_dir or _smoke_cache() / f"blip-itm-v{SMOKE_VERSION}"))
     with hub_access(f"BLIP ITM model {spec.model}"):
         processor = BlipProcessor.from_pretrained(location)
         model = BlipForImageTextRetrieval.from_pretrained(location, dtype=dtype)
@@ -93,7 +113,7 @@ def load_itm(spec: ItmModel, profile: str, device: str = "auto", half_precision:
         device=target,
         dtype=dtype,
         image_size=int(size.get("height", 384)),
-        identity=f"transformers:{spec.model}" + ("@random-init-seed0" if profile == "smoke" else ""),
+        identity=f"transformers:{spec.model}" + ("@random-init-seed0" if built_here else ""),
         load_seconds=time.monotonic() - started,
     )
 

@@ -31,7 +31,9 @@ class LoadedTextEmbedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        # sentence-transformers renamed the method; accept both spellings.
+        get_dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get_dimension())
 
 
 def load_text_embedder(spec: TextEmbeddingModel, device: str = "auto") -> LoadedTextEmbedder:

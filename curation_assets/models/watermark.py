@@ -1,4 +1,4 @@
-"""LAION's watermark detector: timm efficientnet_b3a with a 3-layer head, P(watermark) = softmax[:, 0]."""
+"""LAION's watermark detector: timm efficientnet_b3 with a 3-layer head, P(watermark) = softmax[:, 0]."""
 
 from __future__ import annotations
 
@@ -54,7 +54,13 @@ def load_watermark(spec: WatermarkModel, profile: str, device: str = "auto", hal
     model = build_watermark_model(spec.architecture)
     if not smoke:
         state = torch.load(fetch_weights(spec.weights, "watermark detector"), map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ValueError(
+                f"watermark weights {spec.weights} do not fit {spec.architecture} with LAION's 3-layer, 2-class head "
+                f"(models.watermark.architecture must match the weights): {error}"
+            ) from None
     model.to(target, dtype).eval()
     LOAD_COUNT += 1
     preprocess = T.Compose(
