@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import ingest
+from benchmarks import embeddings, ingest, model_availability
 from benchmarks.results import write_results
 
-BENCHMARKS = {"ingest": ingest.run}
+BENCHMARKS = {"ingest": ingest.run, "embeddings": embeddings.run, "model_availability": model_availability.run}
 
 
 def main() -> int:
