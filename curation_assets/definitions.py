@@ -21,6 +21,7 @@ from curation_assets.defs.raw import RAW_SHARDS  # noqa: E402
 from curation_assets.defs.resources import DataRootResource  # noqa: E402
 from curation_assets.defs.sensors import NEW_SHARD_SENSORS  # noqa: E402
 from curation_assets.defs.shard_assets import build_shard_table_asset  # noqa: E402
+from curation_assets.defs.text_scores import TEXT_TABLES  # noqa: E402
 from curation_assets.recipe import Recipe, load_recipe  # noqa: E402
 
 
@@ -30,10 +31,11 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
     num_workers, half_precision) applies to every model resource."""
     recipe = recipe or load_recipe()
     resource = DataRootResource(url=data_root) if data_root else DataRootResource()
-    score_assets = [build_shard_table_asset(table, recipe) for table in CAPTION_TABLES]
+    score_tables = [*CAPTION_TABLES, *TEXT_TABLES]
+    score_assets = [build_shard_table_asset(table, recipe) for table in score_tables]
     return Definitions(
         assets=[*RAW_SHARDS, *INGEST_ASSETS, *score_assets, caption_score_analysis],
-        asset_checks=[*INGEST_CHECKS, *(build_coverage_check(table) for table in CAPTION_TABLES)],
+        asset_checks=[*INGEST_CHECKS, *(build_coverage_check(table) for table in score_tables)],
         jobs=[*INGEST_JOBS.values(), *SCORE_JOBS.values(), GLOBAL_JOB],
         sensors=NEW_SHARD_SENSORS,
         resources={"data_root": resource, **model_resources(recipe, **model_runtime)},

@@ -144,3 +144,38 @@ def test_changing_one_model_restales_only_what_reads_it(instance, caption_root, 
     for shard in KEEP:
         stale = {table for table, status in statuses(instance, edited, shard).items() if status == StaleStatus.STALE}
         assert stale == expected_stale, shard
+
+
+def test_automation_scores_a_new_shard_alone_and_ignores_an_unchanged_reingest(instance, caption_root, smoke):
+    """What the automation daemon would request, tick by tick, evaluated with Dagster's own tester."""
+    import shutil
+
+    from dagster import evaluate_automation_conditions
+
+    defs = build_definitions(str(caption_root), smoke, **FAST)
+    run_sensors_and_requests(instance, defs, log=lambda _: None)
+    score_all_in_one_run(instance, defs)
+    run_global_job(instance, defs, log=lambda _: None)
+    first = evaluate_automation_conditions(defs=defs, instance=instance)
+    settled = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert settled.total_requested == 0
+
+    # Re-ingest an unchanged shard: a new materialization, the same data version, nothing to redo.
+    defs.resolve_job_def("ingest_caption_shards").execute_in_process(instance=instance, partition_key="wds-00000.tar")
+    after_reingest = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    assert after_reingest.total_requested == 0
+
+    # A new shard: only its tables are requested; the global analysis waits until they exist.
+    raw = caption_root / "raw" / "caption"
+    shutil.copy(raw / "wds-00000.tar", raw / "wds-00009.tar")
+    run_sensors_and_requests(instance, defs, log=lambda _: None)
+    after_new = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after_reingest.cursor)
+    for table in PER_SHARD_TABLES:  # tables computed from embeddings ride in the same run, after them
+        assert after_new.get_requested_partitions(stage_key(CAPTION, table)) == {"wds-00009.tar"}, table
+    assert after_new.get_requested_partitions(stage_key(CAPTION, "score_analysis")) == set()
+
+    # Once the new shard is scored, the next tick refreshes the global analysis, and only it.
+    defs.resolve_job_def("score_caption_shards").execute_in_process(instance=instance, partition_key="wds-00009.tar")
+    after_scored = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after_new.cursor)
+    assert after_scored.get_requested_partitions(stage_key(CAPTION, "score_analysis")) == {None}
+    assert after_scored.total_requested == 1

@@ -6,6 +6,7 @@ This is what users look at before choosing thresholds. It reads only the small s
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from curation_assets.defs.automation import on_new_data
 from curation_assets.defs.metadata import SMOKE_WARNING
 from curation_assets.defs.names import stage_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
@@ -57,6 +58,7 @@ def load_scores(data_root: DataRootResource, shard_ids: list[str]) -> tuple[pl.D
     code_version="1",
     description="Per-score quantiles (5/25/50/75/95%), counts and histograms over every caption shard.",
     kinds={"polars", "matplotlib"},
+    automation_condition=on_new_data(),
 )
 def caption_score_analysis(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
     shard_ids = sorted(context.instance.get_dynamic_partitions(SHARD_PARTITIONS[CAPTION].name))

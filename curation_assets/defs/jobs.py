@@ -23,14 +23,14 @@ INGEST_JOBS = {
 
 
 # Every per-shard table after ingest, for one kind: what `make demo` runs over shard ranges and what a
-# UI backfill of new shards selects. Kinds without score tables yet have no job.
+# UI backfill of new shards selects. Interleaved documents have no score tables yet.
 SCORE_JOBS = {
     kind: define_asset_job(
         name=f"score_{kind.value}_shards",
         selection=AssetSelection.groups(f"{kind.value}_scores"),
         description=f"Compute every score table of a range of {kind.value} shards (models load once per run).",
     )
-    for kind in (SourceKind.caption,)
+    for kind in (SourceKind.caption, SourceKind.text)
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
+from curation_assets.defs.automation import on_new_data
 from curation_assets.defs.metadata import SMOKE_WARNING, markdown_table
 from curation_assets.defs.names import NORMALIZED_STAGE, stage_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
@@ -100,6 +101,7 @@ def build_shard_table_asset(table: ShardTable, recipe: Recipe):
         pool=GPU_POOL if table.gpu else None,
         op_tags=GPU_OP_TAGS if table.gpu else None,
         kinds={"pytorch" if table.gpu else "polars", "parquet"},
+        automation_condition=on_new_data(),
     )
     def shard_table_asset(context: AssetExecutionContext) -> MaterializeResult:
         data_root = context.resources.data_root
