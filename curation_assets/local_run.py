@@ -1,8 +1,9 @@
 """Run the pipeline once, here, without the daemon: what `make demo` does.
 
 It evaluates the real new-shard sensors against the local Dagster instance ($DAGSTER_HOME), applies
-what they return exactly as the daemon would (register partitions, record data versions) and runs
-the requested shards in-process, so `make ui` afterwards shows the same instance, runs and partitions.
+what they return exactly as the daemon would (register partitions, record data versions), ingests
+the requested shards, then materializes whatever Dagster reports stale or missing until nothing is,
+all in-process, so `make ui` afterwards shows the same instance, runs and partitions.
 """
 
 from __future__ import annotations
@@ -15,21 +16,13 @@ import time
 import pyarrow.parquet as pq
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
-from curation_assets.defs.jobs import GLOBAL_JOB, SCORE_JOBS
 from curation_assets.defs.names import NORMALIZED_STAGE, QUARANTINE_STAGE
-from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DATA_ROOT_ENV
-from curation_assets.defs.shard_assets import SHARDS_PER_RUN
+from curation_assets.defs.stale_runner import QUIET_RUN_CONFIG, run_until_fresh
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
 
 
-# The run tags a single-run backfill sets: one run covering a range of partitions.
-ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
-ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-# Runs log at INFO (our progress lines) rather than Dagster's per-event DEBUG chatter.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def apply_sensor_result(instance: DagsterInstance, result: SensorResult) -> None:
@@ -67,39 +60,6 @@ def run_sensors_and_requests(instance: DagsterInstance, defs, log=print) -> dict
     return runs_by_sensor
 
 
-def run_score_jobs(instance: DagsterInstance, defs, log=print) -> int:
-    """Compute every score table for every registered shard, in runs of up to SHARDS_PER_RUN
-    consecutive shards (what a UI backfill does too), so each model loads once per run."""
-    runs = 0
-    for kind, job_def in SCORE_JOBS.items():
-        shards = instance.get_dynamic_partitions(SHARD_PARTITIONS[kind].name)
-        job = defs.resolve_job_def(job_def.name)
-        for start in range(0, len(shards), SHARDS_PER_RUN):
-            chunk = shards[start : start + SHARDS_PER_RUN]
-            started = time.monotonic()
-            outcome = job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                run_config=QUIET_RUN_CONFIG,
-                tags={ASSET_PARTITION_RANGE_START_TAG: chunk[0], ASSET_PARTITION_RANGE_END_TAG: chunk[-1]},
-            )
-            log(f"[{job.name}] shards {chunk[0]} .. {chunk[-1]} ({len(chunk)}): "
-                f"{'ok' if outcome.success else 'FAILED'} in {time.monotonic() - started:.1f}s")
-            if not outcome.success:
-                raise RuntimeError(f"run {outcome.run_id} failed; see `make ui` -> Runs")
-            runs += 1
-    return runs
-
-
-def run_global_job(instance: DagsterInstance, defs, log=print) -> None:
-    job = defs.resolve_job_def(GLOBAL_JOB.name)
-    started = time.monotonic()
-    outcome = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG)
-    log(f"[{job.name}] {'ok' if outcome.success else 'FAILED'} in {time.monotonic() - started:.1f}s")
-    if not outcome.success:
-        raise RuntimeError(f"run {outcome.run_id} failed; see `make ui` -> Runs")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default=None, help=f"data root (default ${DATA_ROOT_ENV} or ./data)")
@@ -113,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with DagsterInstance.get() as instance:
         runs = run_sensors_and_requests(instance, defs)
-        run_score_jobs(instance, defs)
-        run_global_job(instance, defs)
+        run_until_fresh(instance, defs)
     print(f"\nran {sum(runs.values())} shard runs: {runs}")
     print(summarize_outputs(DataRoot(os.environ.get(DATA_ROOT_ENV, "data"))))
     print(

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from curation_assets.selection.filters import FilterStep
 
 RECIPE_ENV = "CURATION_RECIPE"
 PACKAGED_RECIPES = Path(__file__).with_name("recipes")
@@ -85,8 +87,101 @@ class Models(RecipeSection):
     text_embedding: TextEmbeddingModel = TextEmbeddingModel()
 
 
+class ImageDeduplicator(RecipeSection):
+    """Data-Juicer's image_deduplicator: identical bytes, plus perceptual-hash neighbours."""
+
+    method: Literal["phash"] = "phash"
+    max_distance: int = Field(default=4, ge=0, le=16, description="Hamming distance between 64-bit pHashes")
+
+
+class DocumentMinhashDeduplicator(RecipeSection):
+    """Data-Juicer's document_minhash_deduplicator, over captions."""
+
+    jaccard_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+
+
+class SemanticDeduplicator(RecipeSection):
+    """SemDeDup: k-means over CLIP image embeddings, then pairs within a cluster closer than epsilon."""
+
+    epsilon: float = Field(default=0.05, gt=0.0, lt=1.0, description="1 - cosine similarity")
+    num_clusters: int = Field(default=100, ge=1)
+
+
+class Dedup(RecipeSection):
+    """Global dedup across all shards; one representative per group survives: the one with the
+    highest CLIP similarity (ties: smallest sample_id)."""
+
+    image_deduplicator: ImageDeduplicator | None = None
+    document_minhash_deduplicator: DocumentMinhashDeduplicator | None = None
+    semantic_deduplicator: SemanticDeduplicator | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.image_deduplicator, self.document_minhash_deduplicator, self.semantic_deduplicator))
+
+
+class TopkSpecifiedFieldSelector(RecipeSection):
+    """Data-Juicer's topk_specified_field_selector: keep the top rows by one score."""
+
+    field_key: str
+    top_ratio: float | None = Field(default=None, gt=0.0, le=1.0)
+    topk: int | None = Field(default=None, ge=1)
+    reverse: bool = Field(default=True, description="true: highest first")
+
+    @model_validator(mode="after")
+    def _one_size(self):
+        if (self.top_ratio is None) == (self.topk is None):
+            raise ValueError("give exactly one of top_ratio and topk")
+        return self
+
+
+class CoresetSelector(RecipeSection):
+    """k-means then k-center greedy on CLIP image embeddings ("Maybe only 0.5% data is needed")."""
+
+    fraction: float = Field(gt=0.0, le=1.0)
+    num_clusters: int = Field(default=100, ge=1)
+
+
+class DsirSelector(RecipeSection):
+    """Importance resampling of captions toward a target text sample (DSIR)."""
+
+    target: str = Field(description="jsonl or txt file of target text, one `text` per line")
+    fraction: float = Field(gt=0.0, le=1.0)
+    num_buckets: int = Field(default=10_000, ge=16)
+
+
+class Selectors(RecipeSection):
+    """Optional global selection over what the filters keep, applied in this order."""
+
+    topk_specified_field_selector: TopkSpecifiedFieldSelector | None = None
+    coreset_selector: CoresetSelector | None = None
+    dsir_selector: DsirSelector | None = None
+
+
+class KeptFraction(RecipeSection):
+    """Bounds on the share of a shard's rows the filters keep; outside them the check warns (or fails)."""
+
+    min: float = Field(default=0.05, ge=0.0, le=1.0)
+    max: float = Field(default=1.0, ge=0.0, le=1.0)
+    severity: Literal["warn", "error"] = "warn"
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class Checks(RecipeSection):
+    kept_fraction: KeptFraction = KeptFraction()
+
+
 class Recipe(RecipeSection):
     models: Models = Models()
+    filters: list[FilterStep] = Field(default_factory=list, description="applied in order; the first failing rule is the drop reason")
+    dedup: Dedup = Dedup()
+    selectors: Selectors = Selectors()
+    checks: Checks = Checks()
     source: str = Field(default="<defaults>", exclude=True, description="where the recipe was loaded from")
 
     def section(self, dotted: str) -> Any:
@@ -102,6 +197,8 @@ class Recipe(RecipeSection):
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
@@ -132,6 +229,7 @@ def _describe(error: ValidationError, path: Path, root: yaml.Node | None) -> str
     lines = [f"{path}: {error.error_count()} problem(s) in the recipe:"]
     for problem in error.errors():
         location = [part for part in problem["loc"] if isinstance(part, str | int)]
+        location = [part for i, part in enumerate(location) if i == 0 or part != location[i - 1]]  # union tags repeat keys
         line = _line_of(root, location)
         where = f"line {line}" if line else "top level"
         lines.append(f"  {where}: {'.'.join(map(str, location)) or '<root>'}: {problem['msg']}")
@@ -139,14 +237,17 @@ def _describe(error: ValidationError, path: Path, root: yaml.Node | None) -> str
 
 
 def _line_of(node: yaml.Node | None, location: list[str | int]) -> int | None:
-    """The 1-based line of the deepest YAML key along `location` that exists in the file."""
+    """The 1-based line of the deepest YAML node along `location` that exists in the file.
+
+    Parts with no node of their own (pydantic's union tags) are skipped."""
     line = None
     for part in location:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        match = next(((key, value) for key, value in node.value if key.value == part), None)
-        if match is None:
-            break
-        line = match[0].start_mark.line + 1
-        node = match[1]
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        elif isinstance(node, yaml.MappingNode):
+            match = next(((key, value) for key, value in node.value if key.value == part), None)
+            if match is not None:
+                line = match[0].start_mark.line + 1
+                node = match[1]
     return line

@@ -70,28 +70,32 @@ def content_hash(path: UPath) -> str:
     return digest.hexdigest()
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: UPath) -> None:
-    """Write a table so that readers see the old file or the whole new one, never half of it.
+def write_bytes_atomic(data: bytes, path: UPath) -> None:
+    """Write a file so that readers see the old one or the whole new one, never half of it.
 
     Locally: a temp file in the same folder, then an atomic rename. On object stores a single PUT
-    is already all-or-nothing, so we upload the finished bytes in one write.
+    is already all-or-nothing, so the finished bytes go up in one write.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.protocol in ("", "file", "local"):
-        descriptor, temp_name = tempfile.mkstemp(dir=path.parent.path, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                frame.write_parquet(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, path.path)
-        except BaseException:
-            os.unlink(temp_name)
-            raise
-    else:
-        buffer = io.BytesIO()
-        frame.write_parquet(buffer)
-        path.write_bytes(buffer.getvalue())
+    if path.protocol not in ("", "file", "local"):
+        path.write_bytes(data)
+        return
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent.path, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path.path)
+    except BaseException:
+        os.unlink(temp_name)
+        raise
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: UPath) -> None:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    write_bytes_atomic(buffer.getvalue(), path)
 
 
 def read_parquet(path: UPath) -> pl.DataFrame:

@@ -7,12 +7,8 @@ from dagster import instance_for_test
 from curation_assets.defs import models as model_resources
 from curation_assets.defs.names import stage_key
 from curation_assets.definitions import build_definitions
-from curation_assets.local_run import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    run_global_job,
-    run_sensors_and_requests,
-)
+from curation_assets.defs.stale_runner import RANGE_END_TAG, RANGE_START_TAG
+from curation_assets.local_run import run_sensors_and_requests
 from curation_assets.models import clip, itm, watermark
 from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
 from curation_assets.sources import SourceKind
@@ -58,7 +54,7 @@ def score_all_in_one_run(instance, defs):
     shards = sorted(instance.get_dynamic_partitions("caption_shards"))
     job = defs.resolve_job_def("score_caption_shards")
     result = job.execute_in_process(
-        instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: shards[0], ASSET_PARTITION_RANGE_END_TAG: shards[-1]}
+        instance=instance, tags={RANGE_START_TAG: shards[0], RANGE_END_TAG: shards[-1]}
     )
     assert result.success
     return result
@@ -105,7 +101,7 @@ def test_score_analysis_shows_quantiles_and_histograms(instance, caption_root, s
     defs = build_definitions(str(caption_root), smoke, **FAST)
     run_sensors_and_requests(instance, defs, log=lambda _: None)
     score_all_in_one_run(instance, defs)
-    run_global_job(instance, defs, log=lambda _: None)
+    defs.resolve_job_def("analyze_all_shards").execute_in_process(instance=instance)
 
     record = instance.get_latest_materialization_event(stage_key(CAPTION, "score_analysis"))
     metadata = record.asset_materialization.metadata
@@ -155,7 +151,7 @@ def test_automation_scores_a_new_shard_alone_and_ignores_an_unchanged_reingest(i
     defs = build_definitions(str(caption_root), smoke, **FAST)
     run_sensors_and_requests(instance, defs, log=lambda _: None)
     score_all_in_one_run(instance, defs)
-    run_global_job(instance, defs, log=lambda _: None)
+    defs.resolve_job_def("analyze_all_shards").execute_in_process(instance=instance)
     first = evaluate_automation_conditions(defs=defs, instance=instance)
     settled = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert settled.total_requested == 0

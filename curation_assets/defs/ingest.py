@@ -9,7 +9,6 @@ from curation_assets.defs.metadata import markdown_table
 from curation_assets.defs.names import NORMALIZED_STAGE, QUARANTINE_STAGE, normalized_key, quarantine_key, raw_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
-from curation_assets.defs.shard_assets import SHARD_BACKFILL_POLICY
 from curation_assets.normalize import normalize_shard
 from curation_assets.sources import SourceKind
 from curation_assets.storage import write_parquet_atomic
@@ -39,7 +38,8 @@ def build_ingest_asset(kind: SourceKind):
         },
         deps=[raw_key(kind)],
         partitions_def=SHARD_PARTITIONS[kind],
-        backfill_policy=SHARD_BACKFILL_POLICY,
+        # No backfill policy: one shard per run, so each shard's tables get that shard's own data
+        # version (a multi-shard run would give all of them one; dagster issue #18649).
     )
     def ingest(context: AssetExecutionContext, data_root: DataRootResource):
         root = data_root.data_root()

@@ -1,0 +1,1 @@
+"""Global selection over stored scores and embeddings: dedup, coreset, importance resampling."""
