@@ -44,3 +44,55 @@ def require_shared(folder: str) -> Path:
     if not path.exists():
         pytest.skip(f"real third-party data {path} is absent (it lives beside the repo, in ../shared/data)")
     return path
+
+
+# A small caption corpus taken all the way through the pipeline once per test session; tests that
+# start from a settled pipeline get a private copy of its data root and Dagster instance.
+SETTLED_SHARDS = ("wds-00000.tar", "wds-00001.tar", "llava-00000.json")
+FAST_MODELS = {"num_workers": 0, "batch_size": 16}
+
+
+def smoke_recipe():
+    from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
+
+    return load_recipe(PACKAGED_RECIPES / "smoke.yaml")
+
+
+def keep_only(root: Path, shards=SETTLED_SHARDS) -> Path:
+    for kind in ("caption", "interleaved", "text"):
+        for path in (root / "raw" / kind).iterdir():
+            if path.is_file() and path.name not in shards:
+                path.unlink()
+    return root
+
+
+@pytest.fixture(scope="session")
+def settled_template(demo_template, tmp_path_factory):
+    from dagster import instance_for_test
+
+    from curation_assets.definitions import build_definitions
+    from curation_assets.defs.stale_runner import run_until_fresh
+    from curation_assets.local_run import run_sensors_and_requests
+
+    base = tmp_path_factory.mktemp("settled")
+    root, home = base / "data", base / "dagster_home"
+    shutil.copytree(demo_template, root, symlinks=True)
+    keep_only(root)
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home)) as instance:
+        defs = build_definitions(str(root), smoke_recipe(), **FAST_MODELS)
+        run_sensors_and_requests(instance, defs, log=lambda _: None)
+        run_until_fresh(instance, defs, log=lambda _: None)
+    return root, home
+
+
+@pytest.fixture
+def settled(settled_template, tmp_path):
+    """(data root, instance) of a private copy of the settled pipeline."""
+    from dagster import instance_for_test
+
+    root, home = tmp_path / "data", tmp_path / "dagster_home"
+    shutil.copytree(settled_template[0], root, symlinks=True)
+    shutil.copytree(settled_template[1], home)
+    with instance_for_test(temp_dir=str(home)) as instance:
+        yield root, instance

@@ -13,6 +13,7 @@ from curation_assets.models import clip, itm, watermark
 from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
+from curation_assets_tests.conftest import SETTLED_SHARDS
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
@@ -97,11 +98,8 @@ def test_ingest_loads_no_model_and_one_scoring_run_loads_each_model_once(instanc
     assert metadata["shards_in_run"].value == len(KEEP)
 
 
-def test_score_analysis_shows_quantiles_and_histograms(instance, caption_root, smoke):
-    defs = build_definitions(str(caption_root), smoke, **FAST)
-    run_sensors_and_requests(instance, defs, log=lambda _: None)
-    score_all_in_one_run(instance, defs)
-    defs.resolve_job_def("analyze_all_shards").execute_in_process(instance=instance)
+def test_score_analysis_shows_quantiles_and_histograms(settled):
+    caption_root, instance = settled
 
     record = instance.get_latest_materialization_event(stage_key(CAPTION, "score_analysis"))
     metadata = record.asset_materialization.metadata
@@ -109,7 +107,7 @@ def test_score_analysis_shows_quantiles_and_histograms(instance, caption_root, s
     assert metadata["histograms"].value.count("data:image/png;base64,") >= 10
     summary = pl.read_parquet(DataRoot(caption_root).stage_dir("score_analysis", CAPTION).path + "/summary.parquet")
     valid_rows = sum(
-        pl.read_parquet(DataRoot(caption_root).table_path("normalized", CAPTION, s).path).height for s in KEEP
+        pl.read_parquet(DataRoot(caption_root).table_path("normalized", CAPTION, s).path).height for s in SETTLED_SHARDS
     )
     assert summary.filter(pl.col("score") == "clip_similarity")["count"].item() == valid_rows
 
@@ -130,14 +128,13 @@ def statuses(instance, defs, shard):
     ],
     ids=["aesthetics-model", "clip-model"],
 )
-def test_changing_one_model_restales_only_what_reads_it(instance, caption_root, smoke, edit, expected_stale):
+def test_changing_one_model_restales_only_what_reads_it(settled, smoke, edit, expected_stale):
+    caption_root, instance = settled
     defs = build_definitions(str(caption_root), smoke, **FAST)
-    run_sensors_and_requests(instance, defs, log=lambda _: None)
-    score_all_in_one_run(instance, defs)
     assert set(statuses(instance, defs, "wds-00000.tar").values()) == {StaleStatus.FRESH}
 
     edited = build_definitions(str(caption_root), smoke.model_copy(update={"models": edit(smoke.models)}), **FAST)
-    for shard in KEEP:
+    for shard in SETTLED_SHARDS:
         stale = {table for table, status in statuses(instance, edited, shard).items() if status == StaleStatus.STALE}
         assert stale == expected_stale, shard
 
@@ -170,8 +167,12 @@ def test_automation_scores_a_new_shard_alone_and_ignores_an_unchanged_reingest(i
         assert after_new.get_requested_partitions(stage_key(CAPTION, table)) == {"wds-00009.tar"}, table
     assert after_new.get_requested_partitions(stage_key(CAPTION, "score_analysis")) == set()
 
-    # Once the new shard is scored, the next tick refreshes the global analysis, and only it.
+    # Once the new shard is scored, the next tick refreshes the global assets over all shards, and only them.
     defs.resolve_job_def("score_caption_shards").execute_in_process(instance=instance, partition_key="wds-00009.tar")
     after_scored = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after_new.cursor)
-    assert after_scored.get_requested_partitions(stage_key(CAPTION, "score_analysis")) == {None}
-    assert after_scored.total_requested == 1
+    requested = {
+        key.to_user_string(): after_scored.get_requested_partitions(key)
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+        if after_scored.get_requested_partitions(key)
+    }
+    assert requested == {name: {None} for name in ("caption/score_analysis", "caption/dedup", "caption/selection_thresholds")}
