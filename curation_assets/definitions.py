@@ -19,7 +19,12 @@ from curation_assets.defs.jobs import GLOBAL_JOB, INGEST_JOBS, SCORE_JOBS  # noq
 from curation_assets.defs.models import model_resources  # noqa: E402
 from curation_assets.defs.raw import RAW_SHARDS  # noqa: E402
 from curation_assets.defs.resources import DataRootResource  # noqa: E402
-from curation_assets.defs.selection import build_dedup_asset, build_selection_assets, build_selection_checks  # noqa: E402
+from curation_assets.defs.selection import (  # noqa: E402
+    build_dedup_asset,
+    build_selected_asset,
+    build_selection_assets,
+    build_selection_checks,
+)
 from curation_assets.defs.sensors import NEW_SHARD_SENSORS  # noqa: E402
 from curation_assets.defs.shard_assets import build_shard_table_asset  # noqa: E402
 from curation_assets.defs.text_scores import TEXT_TABLES  # noqa: E402
@@ -34,7 +39,11 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
     resource = DataRootResource(url=data_root) if data_root else DataRootResource()
     score_tables = [*CAPTION_TABLES, *TEXT_TABLES]
     score_assets = [build_shard_table_asset(table, recipe) for table in score_tables]
-    selection_assets = [*build_selection_assets(recipe), *([build_dedup_asset(recipe)] if recipe.dedup.enabled else [])]
+    selection_assets = [
+        *build_selection_assets(recipe),
+        build_selected_asset(recipe),
+        *([build_dedup_asset(recipe)] if recipe.dedup.enabled else []),
+    ]
     return Definitions(
         assets=[*RAW_SHARDS, *INGEST_ASSETS, *score_assets, caption_score_analysis, *selection_assets],
         asset_checks=[

@@ -114,3 +114,28 @@ def test_kept_fraction_outside_the_recipe_bounds_warns(settled, smoke):
     assert evaluations["every_row_decided"].passed
     assert not evaluations["kept_fraction_within_bounds"].passed
     assert evaluations["kept_fraction_within_bounds"].severity == AssetCheckSeverity.WARN
+
+
+def test_adding_selectors_reruns_only_the_selection(settled, smoke, tmp_path):
+    caption_root, instance = settled
+    target = tmp_path / "target.txt"
+    target.write_text("a red circle on a blue background\na red square on a green background\n")
+    with_selectors = smoke.model_copy(
+        update={
+            "selectors": type(smoke.selectors).model_validate(
+                {
+                    "topk_specified_field_selector": {"field_key": "clip_similarity", "top_ratio": 0.8},
+                    "coreset_selector": {"fraction": 0.5, "num_clusters": 4},
+                    "dsir_selector": {"target": str(target), "fraction": 0.5, "num_buckets": 1024},
+                }
+            )
+        }
+    )
+    runs = run_until_fresh(instance, build_definitions(str(caption_root), with_selectors, **FAST), log=lambda _: None)
+    assert assets_run(runs) == {"caption/selected"}
+    selected = pl.read_parquet(DataRoot(caption_root).stage_dir("selected", CAPTION).path + "/selected.parquet")
+    kept = pl.concat([pl.read_parquet(DataRoot(caption_root).table_path("filtered", CAPTION, s).path) for s in KEEP])
+    assert selected.height == kept["kept"].sum()
+    assert 0 < selected["selected"].sum() <= round(round(round(selected.height * 0.8) * 0.5) * 0.5) + 1
+    record = instance.get_latest_materialization_event(stage_key(CAPTION, "selected"))
+    assert record.asset_materialization.metadata["dsir_kl_reduction"].value > 0

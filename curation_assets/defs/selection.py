@@ -6,7 +6,9 @@ decided, so a re-run that decides the same leaves everything downstream fresh.
 
 import hashlib
 import json
+from pathlib import Path
 
+import numpy as np
 import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
@@ -251,3 +253,65 @@ def build_dedup_asset(recipe: Recipe):
         )
 
     return dedup
+
+
+SELECTED = "selected"
+
+
+def build_selected_asset(recipe: Recipe):
+    spec = recipe.selectors
+    upstream = [FILTERED, NORMALIZED_STAGE]
+    if spec.topk_specified_field_selector:
+        field_key = spec.topk_specified_field_selector.field_key
+        if field_key not in COLUMN_TABLES:
+            raise ValueError(f"selectors.topk_specified_field_selector.field_key {field_key!r} is not a score; known: {sorted(COLUMN_TABLES)}")
+        upstream.append(COLUMN_TABLES[field_key])
+    if spec.coreset_selector:
+        upstream.append("clip_embeddings")
+    sections = ["selectors"] + (["models.profile", "models.clip"] if spec.coreset_selector else [])
+    recipe_dir = Path(recipe.source).parent if recipe.source != "<defaults>" else Path.cwd()
+
+    @asset(
+        key=stage_key(CAPTION, SELECTED),
+        deps=[stage_key(CAPTION, stage) for stage in dict.fromkeys(upstream)],
+        group_name="caption_selection",
+        code_version=f"{LOGIC_VERSION}-{recipe.fingerprint(*sections)}",
+        description="The recipe's optional global selectors (top-k by a score, coreset, DSIR) over every kept row; "
+        "without selectors, every kept row is selected.",
+        automation_condition=on_new_data(),
+        kinds={"polars", "parquet"},
+    )
+    def selected(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
+        from curation_assets.selection.selectors import load_target_texts, select
+
+        root = data_root.data_root()
+        shard_ids = sorted(context.instance.get_dynamic_partitions(SHARD_PARTITIONS[CAPTION].name))
+        kept = pl.concat([
+            read_parquet(root.table_path(FILTERED, CAPTION, s)).filter(pl.col("kept")).select("sample_id")
+            .join(read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, s)).select("sample_id", "shard_id", "caption"), on="sample_id")
+            for s in shard_ids
+        ])  # fmt: skip
+
+        def table_column(name: str) -> np.ndarray:
+            values = score_columns(root, shard_ids, {name})
+            return kept.select("sample_id").join(values, on="sample_id", how="left")[name].to_numpy().astype("float64")
+
+        def embeddings() -> np.ndarray:
+            stored = pl.concat([read_parquet(root.table_path("clip_embeddings", CAPTION, s)).select("sample_id", "image_embedding") for s in shard_ids])
+            return kept.select("sample_id").join(stored, on="sample_id", how="left")["image_embedding"].to_numpy().astype("float32")
+
+        report = select(kept, spec, table_column, embeddings, lambda: load_target_texts(spec.dsir_selector, recipe_dir))
+        write_parquet_atomic(report.frame, root.stage_dir(SELECTED, CAPTION) / "selected.parquet")
+        chosen = int(report.frame["selected"].sum())
+        by_selector = report.frame.filter(~pl.col("selected")).group_by("dropped_by").len()
+        return MaterializeResult(
+            data_version=content_version(report.frame, ["sample_id", "selected"]),
+            metadata={
+                "dagster/row_count": chosen,
+                "kept_by_filters": report.frame.height,
+                "dropped_by_selector": MetadataValue.md(markdown_table(by_selector)),
+                **{name: round(value, 6) for name, value in report.notes.items()},
+            },
+        )
+
+    return selected
