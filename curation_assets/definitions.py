@@ -18,6 +18,7 @@ from curation_assets.defs.ingest import INGEST_ASSETS  # noqa: E402
 from curation_assets.defs.jobs import GLOBAL_JOB, INGEST_JOBS, SCORE_JOBS  # noqa: E402
 from curation_assets.defs.models import model_resources  # noqa: E402
 from curation_assets.defs.raw import RAW_SHARDS  # noqa: E402
+from curation_assets.defs.recaption import build_curated_assets, recaption_table_spec  # noqa: E402
 from curation_assets.defs.resources import DataRootResource  # noqa: E402
 from curation_assets.defs.selection import (  # noqa: E402
     build_dedup_asset,
@@ -39,13 +40,17 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
     resource = DataRootResource(url=data_root) if data_root else DataRootResource()
     score_tables = [*CAPTION_TABLES, *TEXT_TABLES]
     score_assets = [build_shard_table_asset(table, recipe) for table in score_tables]
+    recaption_assets = [build_shard_table_asset(recaption_table_spec(recipe), recipe)] if recipe.recaption.enabled else []
     selection_assets = [
         *build_selection_assets(recipe),
         build_selected_asset(recipe),
         *([build_dedup_asset(recipe)] if recipe.dedup.enabled else []),
     ]
     return Definitions(
-        assets=[*RAW_SHARDS, *INGEST_ASSETS, *score_assets, caption_score_analysis, *selection_assets],
+        assets=[
+            *RAW_SHARDS, *INGEST_ASSETS, *score_assets, caption_score_analysis, *selection_assets,
+            *recaption_assets, *build_curated_assets(recipe),
+        ],
         asset_checks=[
             *INGEST_CHECKS, *(build_coverage_check(table) for table in score_tables), *build_selection_checks(recipe)
         ],

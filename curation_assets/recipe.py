@@ -73,6 +73,20 @@ class TextEmbeddingModel(RecipeSection):
     model: str = "all-MiniLM-L6-v2"
 
 
+class CaptionerModel(RecipeSection):
+    """Any transformers image-to-text model (BLIP, BLIP-2, GIT, LLaVA-style), hub id or local folder,
+    and how it writes: short captions from a small captioner suited a 2B model in Better Synth."""
+
+    model: str = "Salesforce/blip-image-captioning-large"
+    prompt: str | None = Field(default=None, description="text the caption continues, e.g. 'a photography of'")
+    max_new_tokens: int = Field(default=30, ge=1, le=512)
+    num_beams: int = Field(default=3, ge=1, le=16)
+    do_sample: bool = False
+    temperature: float = Field(default=1.0, gt=0.0, le=5.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    num_candidates: int = Field(default=3, ge=1, le=16, description="captions generated per image; the best is kept")
+
+
 class Models(RecipeSection):
     profile: Literal["pretrained", "smoke"] = Field(
         default="pretrained",
@@ -85,6 +99,7 @@ class Models(RecipeSection):
     nsfw: NsfwModel = NsfwModel()
     watermark: WatermarkModel = WatermarkModel()
     text_embedding: TextEmbeddingModel = TextEmbeddingModel()
+    captioner: CaptionerModel = CaptionerModel()
 
 
 class ImageDeduplicator(RecipeSection):
@@ -176,11 +191,41 @@ class Checks(RecipeSection):
     kept_fraction: KeptFraction = KeptFraction()
 
 
+class ScoreBand(RecipeSection):
+    field_key: str = "clip_similarity"
+    min: float = 0.01
+    max: float = 0.28
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"band min {self.min} is above max {self.max}")
+        return self
+
+
+class Recaption(RecipeSection):
+    """Better Synth's bronze recipe: pairs whose score falls in a weak band (and whose image is
+    fine) get new captions; the best candidate by CLIP similarity replaces the caption if it clears
+    `keep_min_score` and beats the original."""
+
+    enabled: bool = True
+    band: ScoreBand = ScoreBand()
+    image_conditions: list[FilterStep] = Field(default_factory=list, description="filters the image must pass to be recaptioned")
+    skip_duplicates: bool = Field(default=True, description="do not recaption samples dedup dropped")
+    keep_min_score: float = Field(default=0.28, ge=-1.0, le=1.0)
+
+
+class Curated(RecipeSection):
+    repeat: int = Field(default=1, ge=1, le=100, description="times the curated caption pool enters the mix")
+
+
 class Recipe(RecipeSection):
     models: Models = Models()
     filters: list[FilterStep] = Field(default_factory=list, description="applied in order; the first failing rule is the drop reason")
     dedup: Dedup = Dedup()
     selectors: Selectors = Selectors()
+    recaption: Recaption = Recaption()
+    curated: Curated = Curated()
     checks: Checks = Checks()
     source: str = Field(default="<defaults>", exclude=True, description="where the recipe was loaded from")
 

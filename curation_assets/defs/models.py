@@ -11,6 +11,7 @@ from pydantic import Field
 
 from curation_assets.recipe import (
     AestheticsModel,
+    CaptionerModel,
     ClipModel,
     ItmModel,
     NsfwModel,
@@ -114,6 +115,20 @@ class TextEmbeddingResource(ModelResource):
         return True  # real shipped weights in every profile
 
 
+class CaptionerResource(ModelResource):
+    spec: dict
+
+    def load(self):
+        from curation_assets.models.captioner import load_captioner
+
+        return load_captioner(self.spec["model"], self.profile, self.device, self.half_precision)
+
+    def generation(self):
+        from curation_assets.models.captioner import GenerationSettings
+
+        return GenerationSettings(**{k: v for k, v in self.spec.items() if k != "model"})
+
+
 class AestheticsResource(ModelResource):
     """The head needs the CLIP embedding width, known once CLIP's config is read (no weights loaded)."""
 
@@ -140,5 +155,6 @@ def model_resources(recipe: Recipe, **runtime: Any) -> dict[str, ModelResource]:
         "watermark": WatermarkResource(spec=models.watermark.model_dump(), **common),
         "nsfw": NsfwResource(spec=models.nsfw.model_dump(), **common),
         "text_embedding": TextEmbeddingResource(spec=models.text_embedding.model_dump(), **common),
+        "captioner": CaptionerResource(spec=models.captioner.model_dump(), **common),
         "aesthetics": AestheticsResource(spec=models.aesthetics.model_dump(), clip_spec=models.clip.model_dump(), **common),
     }

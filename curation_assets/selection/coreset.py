@@ -38,8 +38,11 @@ def kmeans_clusters(
     max_points_per_centroid: int = 64,
 ) -> Clusters:
     """faiss k-means trained on a seeded sample of at most `max_points_per_centroid` rows per
-    centroid (what faiss would subsample to anyway, but sampled here so only the sample is ever
-    converted to float32), then every row assigned to its nearest centroid in chunks.
+    centroid, then every row assigned to its nearest centroid in chunks.
+
+    Sampling here rather than inside faiss means only the sample is ever converted to float32.
+    64 rows per centroid (faiss defaults to 256) is plenty to partition the data, which is all
+    dedup and coreset need, and keeps training 1M rows into 1,000 clusters to ~10 s on 2 cores.
 
     More clusters than rows is clamped to one cluster per row.
     """

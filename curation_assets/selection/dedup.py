@@ -113,8 +113,8 @@ def band_plan(num_hashes: int, max_distance: int) -> list[tuple[int, int, int]]:
 
     m = max_distance + 1 gives radius 0 everywhere (exact band matches), the textbook scheme. It is
     cheap to probe but its bands are narrow: at distance 6 they are 9-10 bits, and 1M random hashes
-    share a 9-bit band value with ~2,000 others each, about 6e9 candidate pairs. Fewer, wider bands
-    with a radius probe each row's band neighbours instead (all values within the radius). m is
+    share a 9-bit band value with ~2,000 others each, about 6e9 candidate pairs. With fewer, wider
+    bands, each row instead probes every value within its band's radius. m is
     chosen to minimise probes + expected candidates for uniformly random hashes (at distance 6:
     4 bands of 16 bits for 100k hashes, 3 of 21-22 bits for 1M); bands are at most
     _MAX_BAND_BITS wide so their bucket index is a dense array.
@@ -284,9 +284,10 @@ def semantic_duplicate_pairs(embeddings: np.ndarray, epsilon: float, num_cluster
     """SemDeDup (Abbas et al. 2023): spherical k-means on the embeddings, then, inside each cluster,
     pairs with cosine similarity >= 1 - epsilon.
 
-    Comparing only within clusters makes the work ~n^2 / num_clusters instead of n^2; near-duplicates
-    split across a cluster boundary are missed, as in the paper (they are rare: a near-duplicate
-    is much closer to its twin than to any centroid boundary). Rows are re-normalised in float32, so
+    Comparing only within clusters makes the work ~n^2 / num_clusters instead of n^2 (~sqrt(n)
+    clusters balances it against the k-means assignment's n * num_clusters). Near-duplicates that
+    k-means puts in different clusters are missed, as in the paper: 0.05-1.3% of planted
+    near-duplicates (cosine 0.9995) in benchmarks/selection.py. Rows are re-normalised in float32, so
     float16 rounding does not lower the similarity of identical rows. Memory: one cluster's rows and
     one block of similarities at a time.
     """
@@ -348,28 +349,15 @@ def duplicate_groups(
     sample_ids = pl.Series("sample_id", sample_ids, dtype=pl.String)
     if len(sample_ids) != n:
         raise ValueError(f"{len(sample_ids)} sample ids for {n} rows")
-    methods = list(pairs_by_method)
-    all_i = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in pairs_by_method.values()] + [no_pairs()[0]])
-    all_j = np.concatenate([np.asarray(p[1], dtype=np.int64) for p in pairs_by_method.values()] + [no_pairs()[1]])
-    graph = coo_matrix((np.ones(len(all_i), dtype=np.int8), (all_i, all_j)), shape=(n, n)).tocsr()
-    _, component = connected_components(graph, directed=False)
+    component = _connected_components(n, list(pairs_by_method.values()))
     grouped = np.bincount(component)[component] >= 2
-
-    method_bits = np.zeros(n, dtype=np.int64)
-    for bit, (i, j) in enumerate(pairs_by_method.values()):
-        method_bits[np.asarray(i, dtype=np.int64)] |= 1 << bit
-        method_bits[np.asarray(j, dtype=np.int64)] |= 1 << bit
-    method_names = {
-        bits: ",".join(name for bit, name in enumerate(methods) if bits >> bit & 1) for bits in np.unique(method_bits[grouped]).tolist()
-    }
-
     scores = np.full(n, np.nan) if keep_score is None else np.asarray(keep_score, dtype=np.float64)
     members = pl.DataFrame(
         {
             "sample_id": sample_ids,
             "component": component,
             "score": pl.Series(scores).fill_nan(None),
-            "method_bits": method_bits,
+            "method": _method_labels(n, pairs_by_method),
         }
     ).filter(pl.Series(grouped))
     ranked = members.sort(["component", "score", "sample_id"], descending=[False, True, False], nulls_last=True)
@@ -377,9 +365,28 @@ def duplicate_groups(
         ranked.with_columns(
             pl.col("sample_id").first().over("component").alias("group_id"),
             (pl.int_range(pl.len()).over("component") == 0).alias("representative"),
-            pl.col("method_bits").replace_strict(method_names, return_dtype=pl.String).alias("method"),
         )
         .with_columns(pl.when(~pl.col("representative")).then(pl.col("group_id")).alias("duplicate_of"))
         .select("sample_id", "group_id", "representative", "method", "duplicate_of")
         .sort(["group_id", "representative", "sample_id"], descending=[False, True, False])
     )
+
+
+def _connected_components(n: int, pairs: list[Pairs]) -> np.ndarray:
+    """Component label of each row in the undirected graph of all pairs."""
+    i = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in pairs] + [no_pairs()[0]])
+    j = np.concatenate([np.asarray(p[1], dtype=np.int64) for p in pairs] + [no_pairs()[1]])
+    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
+    return connected_components(graph, directed=False)[1]
+
+
+def _method_labels(n: int, pairs_by_method: Mapping[str, Pairs]) -> pl.Series:
+    """Per row, the names of the methods with a pair touching it, comma-separated ("" for none)."""
+    methods = list(pairs_by_method)
+    bits = np.zeros(n, dtype=np.int64)
+    for bit, (i, j) in enumerate(pairs_by_method.values()):
+        bits[np.asarray(i, dtype=np.int64)] |= 1 << bit
+        bits[np.asarray(j, dtype=np.int64)] |= 1 << bit
+    combinations, which = np.unique(bits, return_inverse=True)
+    names = [",".join(name for bit, name in enumerate(methods) if combination >> bit & 1) for combination in combinations.tolist()]
+    return pl.Series("method", names, dtype=pl.String).gather(which.ravel())

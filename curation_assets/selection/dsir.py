@@ -45,8 +45,8 @@ def dsir_select(
     vectorizer = HashingVectorizer(
         n_features=num_buckets, ngram_range=ngram_range, alternate_sign=False, norm=None, dtype=np.float64
     )
-    raw_counts = vectorizer.transform(raw_texts).tocsr()
-    target_counts = vectorizer.transform(target_texts)
+    raw_counts = _hashed_counts(vectorizer, raw_texts)
+    target_counts = _hashed_counts(vectorizer, target_texts)
     log_p_raw = np.log(_bucket_distribution(raw_counts))
     log_p_target = np.log(_bucket_distribution(target_counts))
     log_weights = np.asarray(raw_counts @ (log_p_target - log_p_raw)).ravel()
@@ -62,6 +62,12 @@ def dsir_select(
     return DsirResult(
         indices=indices, log_weights=log_weights, kl_before=kl_before, kl_after=kl_after, kl_reduction=kl_before - kl_after
     )
+
+
+def _hashed_counts(vectorizer: HashingVectorizer, texts: list[str]) -> sparse.csr_matrix:
+    if not texts:  # HashingVectorizer cannot transform an empty list
+        return sparse.csr_matrix((0, vectorizer.n_features))
+    return vectorizer.transform(texts).tocsr()
 
 
 def _bucket_distribution(counts: sparse.spmatrix) -> np.ndarray:

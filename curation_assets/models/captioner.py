@@ -1,0 +1,143 @@
+"""Captioning with any transformers image-to-text model (BLIP, BLIP-2, GIT, LLaVA-style with a
+prompt), by hub id or local folder, or a tiny smoke BLIP built from config."""
+
+from __future__ import annotations
+
+import shutil
+import string
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curation_assets.models.availability import cache_dir, hub_access
+from curation_assets.models.device import inference_dtype, pick_device
+
+SMOKE_IMAGE_SIZE = 32
+SMOKE_VERSION = 1
+LOAD_COUNT = 0
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    prompt: str | None = None  # e.g. "a photography of" (BLIP) or a chat prompt with <image> (LLaVA)
+    max_new_tokens: int = 30
+    num_beams: int = 3
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    num_candidates: int = 3
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "num_return_sequences": self.num_candidates}
+        if self.do_sample:
+            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+        else:
+            kwargs.update(do_sample=False, num_beams=max(self.num_beams, self.num_candidates))
+        return kwargs
+
+
+@dataclass
+class LoadedCaptioner:
+    model: Any
+    processor: Any
+    device: torch.device
+    dtype: torch.dtype
+    image_size: int
+    identity: str
+    load_seconds: float
+
+    def preprocess(self, image) -> torch.Tensor:
+        return self.processor.image_processor(images=image, return_tensors="pt").pixel_values[0]
+
+    @torch.inference_mode()
+    def generate(self, pixels: torch.Tensor, settings: GenerationSettings) -> list[list[str]]:
+        """`num_candidates` captions per image, prompt removed, whitespace tidied."""
+        inputs: dict[str, Any] = {"pixel_values": pixels.to(self.device, self.dtype)}
+        prompt_ids = None
+        if settings.prompt:
+            text = self.processor.tokenizer([settings.prompt] * len(pixels), return_tensors="pt", padding=True)
+            prompt_ids = text.input_ids
+            inputs.update(input_ids=text.input_ids.to(self.device), attention_mask=text.attention_mask.to(self.device))
+        output = self.model.generate(**inputs, **settings.generate_kwargs())
+        if prompt_ids is not None and output.shape[1] >= prompt_ids.shape[1]:
+            # Decoder-only models (GIT, LLaVA) echo the prompt; keep only what was generated.
+            echoed = prompt_ids.to(output.device).repeat_interleave(settings.num_candidates, dim=0)
+            if torch.equal(output[:, : echoed.shape[1]], echoed):
+                output = output[:, echoed.shape[1] :]
+        texts = [" ".join(t.split()) for t in self.processor.tokenizer.batch_decode(output, skip_special_tokens=True)]
+        if settings.prompt:
+            texts = [t[len(settings.prompt) :].strip() if t.lower().startswith(settings.prompt.lower()) else t for t in texts]
+        k = settings.num_candidates
+        return [texts[i * k : (i + 1) * k] for i in range(len(pixels))]
+
+
+def build_smoke_captioner(folder: str | Path) -> Path:
+    """A tiny random BLIP captioner (BlipForConditionalGeneration, the class of Salesforce/blip-image-
+    captioning-*) with a toy WordPiece vocabulary, saved like any checkpoint folder."""
+    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    folder = Path(folder)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *string.ascii_lowercase, "a", "the", "of", "on", "in"]
+    vocab += ["##" + c for c in string.ascii_lowercase] + ["red", "blue", "green", "circle", "square", "photo", "dog", "cat"]
+    vocab = list(dict.fromkeys(vocab))
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, bos_token="[DEC]")
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": SMOKE_IMAGE_SIZE, "width": SMOKE_IMAGE_SIZE}), tokenizer=tokenizer
+    )
+    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    config = BlipConfig(
+        text_config=dict(vocab_size=len(vocab), encoder_hidden_size=32, max_position_embeddings=64,
+                         pad_token_id=0, bos_token_id=5, sep_token_id=3, eos_token_id=3, **small),
+        vision_config=dict(image_size=SMOKE_IMAGE_SIZE, patch_size=16, **small),
+        projection_dim=32,
+    )
+    torch.manual_seed(0)
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def smoke_captioner_folder(folder: Path) -> Path:
+    """Built once, atomically: a temp folder renamed into place."""
+    if (folder / "config.json").exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    build_smoke_captioner(staging)
+    try:
+        staging.rename(folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def load_captioner(model: str, profile: str, device: str = "auto", half_precision: bool = True) -> LoadedCaptioner:
+    global LOAD_COUNT
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    started = time.monotonic()
+    target = pick_device(device)
+    dtype = inference_dtype(target, half_precision)
+    location = model
+    built_here = profile == "smoke" and not Path(location).exists()
+    if built_here:
+        location = str(smoke_captioner_folder(cache_dir() / "smoke" / f"blip-captioner-v{SMOKE_VERSION}"))
+    with hub_access(f"captioning model {model}"):
+        processor = AutoProcessor.from_pretrained(location)
+        loaded = AutoModelForImageTextToText.from_pretrained(location, dtype=dtype)
+    loaded.to(target).eval()
+    LOAD_COUNT += 1
+    size = getattr(processor.image_processor, "size", {}) or {}
+    return LoadedCaptioner(
+        model=loaded,
+        processor=processor,
+        device=target,
+        dtype=dtype,
+        image_size=int(size.get("height") or size.get("shortest_edge") or 384),
+        identity=f"transformers:{model}" + ("@random-init-seed0" if built_here else ""),
+        load_seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,88 @@
+"""Recaptioning on the real Dagster graph: provenance, the curated pool, and what recipe edits re-run."""
+
+import polars as pl
+
+from curation_assets.defs.names import stage_key
+from curation_assets.defs.stale_runner import StaleStatus, run_until_fresh, stale_status
+from curation_assets.definitions import build_definitions
+from curation_assets.models import captioner as captioner_module
+from curation_assets.sources import SourceKind
+from curation_assets.storage import DataRoot
+from curation_assets_tests.conftest import FAST_MODELS, SETTLED_SHARDS, smoke_recipe
+
+CAPTION = SourceKind.caption
+SCORE_TABLES = ["clip_embeddings", "clip_similarity", "aesthetics", "itm", "watermark", "nsfw", "image_stats",
+                "text_stats", "image_phash", "caption_minhash", "caption_embedding"]  # fmt: skip
+
+
+def read(root, stage, shard):
+    return pl.read_parquet(DataRoot(root).table_path(stage, CAPTION, shard).path)
+
+
+def ran(runs):
+    return {asset for run in runs for asset in run.assets}
+
+
+def test_recaptioned_rows_and_the_curated_pool_account_for_every_pair(settled):
+    root, _ = settled
+    recipe = smoke_recipe()
+    for shard in SETTLED_SHARDS:
+        recaptioned = read(root, "recaptioned", shard)
+        similarity = read(root, "clip_similarity", shard)
+        assert recaptioned.height > 0
+        # Entrants are exactly the band (the smoke image conditions let these small demo images through).
+        in_band = similarity.filter(pl.col("clip_similarity").is_between(recipe.recaption.band.min, recipe.recaption.band.max))
+        assert set(recaptioned["sample_id"]) <= set(in_band["sample_id"])
+        assert recaptioned["captioner"].str.starts_with("transformers:smoke-blip-captioner").all()
+        assert (recaptioned["candidates"].list.len() == recipe.models.captioner.num_candidates).all()
+        best = recaptioned["candidate_scores"].list.max()
+        assert (best - recaptioned["score_after"]).abs().max() < 1e-6  # the chosen caption is the best-scoring one
+        pool = read(root, "curated", shard)
+        selected = pl.read_parquet(DataRoot(root).stage_dir("selected", CAPTION).path + "/selected.parquet")
+        expected = set(selected.filter(pl.col("selected") & (pl.col("shard_id") == shard))["sample_id"]) | set(
+            recaptioned.filter(pl.col("kept"))["sample_id"]
+        )
+        assert set(pool["sample_id"]) == expected
+        rewritten = pool.filter(pl.col("caption_source") == "recaptioned")
+        assert set(rewritten["sample_id"]) == set(recaptioned.filter(pl.col("kept"))["sample_id"])
+        assert (rewritten["caption"] != rewritten["original_caption"]).all()
+
+
+def test_changing_the_band_reruns_recaptioning_but_no_scoring(settled):
+    root, instance = settled
+    recipe = smoke_recipe()
+    narrower = recipe.model_copy(update={"recaption": recipe.recaption.model_copy(update={"band": recipe.recaption.band.model_copy(update={"max": 0.0})})})
+    edited = build_definitions(str(root), narrower, **FAST_MODELS)
+    for shard in SETTLED_SHARDS:
+        assert stale_status(instance, edited, stage_key(CAPTION, "recaptioned"), shard) == StaleStatus.STALE
+        for table in SCORE_TABLES:
+            assert stale_status(instance, edited, stage_key(CAPTION, table), shard) == StaleStatus.FRESH, table
+    runs = run_until_fresh(instance, edited, log=lambda _: None)
+    assert ran(runs) <= {"caption/recaptioned", "caption/curated", "caption/curated_manifest"}
+    assert "caption/recaptioned" in ran(runs)
+
+
+def test_changing_the_captioner_reruns_only_recaptioning_and_what_follows(settled):
+    root, instance = settled
+    recipe = smoke_recipe()
+    longer = recipe.model_copy(
+        update={"models": recipe.models.model_copy(update={"captioner": recipe.models.captioner.model_copy(update={"max_new_tokens": 20})})}
+    )
+    loads = captioner_module.LOAD_COUNT
+    runs = run_until_fresh(instance, build_definitions(str(root), longer, **FAST_MODELS), log=lambda _: None)
+    assert ran(runs) <= {"caption/recaptioned", "caption/curated", "caption/curated_manifest"}
+    assert "caption/recaptioned" in ran(runs)
+    recaption_runs = [run for run in runs if "caption/recaptioned" in run.assets]
+    assert len(recaption_runs) == 1 and len(recaption_runs[0].partitions) == len(SETTLED_SHARDS)  # one run, all shards
+    assert captioner_module.LOAD_COUNT - loads <= 1  # loaded once for the run (or reused in this process)
+
+
+def test_curated_repeat_is_a_mix_weight_that_reruns_only_the_manifest(settled):
+    root, instance = settled
+    recipe = smoke_recipe()
+    twice = recipe.model_copy(update={"curated": recipe.curated.model_copy(update={"repeat": 2})})
+    runs = run_until_fresh(instance, build_definitions(str(root), twice, **FAST_MODELS), log=lambda _: None)
+    assert ran(runs) == {"caption/curated_manifest"}
+    manifest = pl.read_parquet(DataRoot(root).stage_dir("curated_manifest", CAPTION).path + "/manifest.parquet")
+    assert (manifest["repeat"] == 2).all()
+    assert manifest.height == sum(read(root, "curated", shard).height for shard in SETTLED_SHARDS)
