@@ -73,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with DagsterInstance.get() as instance:
         runs = run_sensors_and_requests(instance, defs)
-        run_until_fresh(instance, defs)
-    print(f"\nran {sum(runs.values())} shard runs: {runs}")
+        stale_runs = run_until_fresh(instance, defs)
+    print(f"\ningested {sum(runs.values())} new or changed shards; {len(stale_runs)} runs brought the rest up to date")
     print(summarize_outputs(DataRoot(os.environ.get(DATA_ROOT_ENV, "data"))))
     print(
         "\nOpen the UI on this instance with `make ui`, then http://127.0.0.1:3000 "
-        "(Assets -> caption -> normalized -> Partitions; sensors new_*_shards pick up new files)."
+        "(Assets -> caption -> score_analysis for the histograms; sensors new_*_shards pick up new files)."
     )
     return 0
 
@@ -93,7 +93,20 @@ def summarize_outputs(root: DataRoot) -> str:
             f"  {kind.value:<12} {valid:>6} valid rows in {root.stage_dir(NORMALIZED_STAGE, kind)}/  "
             f"{quarantined:>4} quarantined in {root.stage_dir(QUARANTINE_STAGE, kind)}/"
         )
+    pipeline = [("scored", "clip_similarity"), ("decided", "filtered"), ("curated", "curated")]
+    counts = ", ".join(f"{_total_rows(root, stage, SourceKind.caption)} {label}" for label, stage in pipeline)
+    kept = _count_where(root.stage_dir("filtered", SourceKind.caption), "kept")
+    rewritten = _count_where(root.stage_dir("recaptioned", SourceKind.caption), "kept")
+    lines.append(f"  caption pairs: {counts}; {kept} kept by the filters, {rewritten} recaptioned and kept")
+    lines.append(f"  curated caption pool: {root.stage_dir('curated', SourceKind.caption)}/")
+    lines.append(f"  score quantiles: {root.stage_dir('score_analysis', SourceKind.caption)}/summary.parquet")
     return "\n".join(lines)
+
+
+def _count_where(folder, column: str) -> int:
+    if not folder.exists():
+        return 0
+    return sum(int(pq.read_table(path.path, columns=[column])[column].to_numpy().sum()) for path in folder.iterdir() if path.suffix == ".parquet")
 
 
 def _total_rows(root: DataRoot, stage: str, kind: SourceKind) -> int:
