@@ -10,6 +10,20 @@ from curation_assets.readers import ShardFile
 from curation_assets.sources import SourceKind
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Every shard the demo generator writes, as `<kind>/<file>`.
+DEMO_SHARDS = (
+    "caption/wds-00000.tar",
+    "caption/wds-00001.tar",
+    "caption/wds-00002.tar",
+    "caption/img2dataset-00000.parquet",
+    "caption/dj-bytes-00000.parquet",
+    "caption/dj-00000.jsonl",
+    "caption/llava-00000.json",
+    "interleaved/mmc4-00000.jsonl",
+    "interleaved/obelics-00000.parquet",
+    "text/web-00000.jsonl",
+    "text/web-00001.parquet",
+)
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
@@ -27,6 +41,17 @@ def demo_root(demo_template, tmp_path) -> Path:
     root = tmp_path / "data"
     shutil.copytree(demo_template, root, symlinks=True)
     return root
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """A persistent Dagster instance of its own (SQLite in a temp folder)."""
+    from dagster import instance_for_test
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home)) as instance:
+        yield instance
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import os
 
 import polars as pl
 import pytest
-from dagster import AssetMaterialization, SensorResult, SkipReason, build_sensor_context, instance_for_test
+from dagster import AssetMaterialization, SensorResult, SkipReason, build_sensor_context
 
 from curation_assets.defs.names import normalized_key, quarantine_key
 from curation_assets.definitions import build_definitions
@@ -15,14 +15,6 @@ from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
 TEXT = SourceKind.text
-
-
-@pytest.fixture
-def instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with instance_for_test(temp_dir=str(home)) as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import polars as pl
 import pytest
-from dagster import instance_for_test
 
 from curation_assets.defs import models as model_resources
 from curation_assets.defs.names import stage_key
@@ -36,14 +35,6 @@ def caption_root(demo_root):
             if path.is_file():
                 path.unlink()
     return demo_root
-
-
-@pytest.fixture
-def instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with instance_for_test(temp_dir=str(home)) as instance:
-        yield instance
 
 
 @pytest.fixture

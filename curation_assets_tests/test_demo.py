@@ -16,21 +16,10 @@ from PIL import Image
 from curation_assets.demo import MANIFEST_NAME, QUARANTINE_REASONS, generate_demo_data
 from curation_assets.demo.__main__ import main
 from curation_assets.demo.generate import KEPT_DEFECTS
+from curation_assets_tests.conftest import DEMO_SHARDS
 
 IMAGE_EXTS = (".jpg", ".png", ".webp")
-EXPECTED_SHARDS = {
-    "caption/wds-00000.tar",
-    "caption/wds-00001.tar",
-    "caption/wds-00002.tar",
-    "caption/img2dataset-00000.parquet",
-    "caption/dj-bytes-00000.parquet",
-    "caption/dj-00000.jsonl",
-    "caption/llava-00000.json",
-    "interleaved/mmc4-00000.jsonl",
-    "interleaved/obelics-00000.parquet",
-    "text/web-00000.jsonl",
-    "text/web-00001.parquet",
-}
+EXPECTED_SHARDS = set(DEMO_SHARDS)
 
 
 @pytest.fixture(scope="module")

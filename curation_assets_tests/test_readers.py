@@ -15,21 +15,8 @@ from curation_assets.quarantine import Reason
 from curation_assets.readers import count_source_rows, read_shard
 from curation_assets.tables import QUARANTINE_SCHEMA, SCHEMAS
 from curation_assets.sources import SourceKind
-from curation_assets_tests.conftest import shard_file
+from curation_assets_tests.conftest import DEMO_SHARDS, shard_file
 
-DEMO_SHARDS = [
-    "caption/wds-00000.tar",
-    "caption/wds-00001.tar",
-    "caption/wds-00002.tar",
-    "caption/img2dataset-00000.parquet",
-    "caption/dj-bytes-00000.parquet",
-    "caption/dj-00000.jsonl",
-    "caption/llava-00000.json",
-    "interleaved/mmc4-00000.jsonl",
-    "interleaved/obelics-00000.parquet",
-    "text/web-00000.jsonl",
-    "text/web-00001.parquet",
-]
 
 
 def jpeg(width=32, height=24, color=(200, 30, 30)) -> bytes:

@@ -3,9 +3,7 @@ prompt), by hub id or local folder, or a tiny smoke BLIP built from config."""
 
 from __future__ import annotations
 
-import shutil
 import string
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +11,9 @@ from typing import Any
 
 import torch
 
-from curation_assets.models.availability import cache_dir, hub_access
+from curation_assets.models.availability import hub_access
 from curation_assets.models.device import inference_dtype, pick_device
+from curation_assets.models.smoke import smoke_folder
 
 SMOKE_IMAGE_SIZE = 32
 SMOKE_VERSION = 1
@@ -101,20 +100,6 @@ def build_smoke_captioner(folder: str | Path) -> Path:
     return folder
 
 
-def smoke_captioner_folder(folder: Path) -> Path:
-    """Built once, atomically: a temp folder renamed into place."""
-    if (folder / "config.json").exists():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    build_smoke_captioner(staging)
-    try:
-        staging.rename(folder)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
-
-
 def load_captioner(model: str, profile: str, device: str = "auto", half_precision: bool = True) -> LoadedCaptioner:
     global LOAD_COUNT
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -125,7 +110,7 @@ def load_captioner(model: str, profile: str, device: str = "auto", half_precisio
     location = model
     built_here = profile == "smoke" and not Path(location).exists()
     if built_here:
-        location = str(smoke_captioner_folder(cache_dir() / "smoke" / f"blip-captioner-v{SMOKE_VERSION}"))
+        location = str(smoke_folder(f"blip-captioner-v{SMOKE_VERSION}", build_smoke_captioner))
     with hub_access(f"captioning model {model}"):
         processor = AutoProcessor.from_pretrained(location)
         loaded = AutoModelForImageTextToText.from_pretrained(location, dtype=dtype)

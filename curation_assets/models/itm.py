@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import string
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ import torch
 
 from curation_assets.models.availability import hub_access
 from curation_assets.models.device import inference_dtype, pick_device
+from curation_assets.models.smoke import smoke_folder
 from curation_assets.recipe import ItmModel
 
 SMOKE_IMAGE_SIZE = 32
@@ -45,22 +44,6 @@ class LoadedItm:
 
     def preprocess(self, image) -> torch.Tensor:
         return self.processor.image_processor(images=image, return_tensors="pt").pixel_values[0]
-
-
-def smoke_itm_folder(folder: str | Path) -> Path:
-    """The smoke model in `folder`, built once: written to a temp folder beside it and renamed into
-    place, so concurrent processes never read a half-written model."""
-    folder = Path(folder)
-    if (folder / "config.json").exists():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
-    build_smoke_itm(staging)
-    try:
-        staging.rename(folder)
-    except OSError:  # another process finished first; its model is the same
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def build_smoke_itm(folder: str | Path) -> Path:
@@ -100,7 +83,7 @@ def load_itm(spec: ItmModel, profile: str, device: str = "auto", half_precision:
     built_here = profile == "smoke" and not Path(location).exists()
     if built_here:
         # The smoke model is built from config into a folder, then loaded through the same path as real weights.
-        location = str(smoke_itm_folder(smoke_dir or _smoke_cache() / f"blip-itm-v{SMOKE_VERSION}"))
+        location = str(build_smoke_itm(smoke_dir) if smoke_dir else smoke_folder(f"blip-itm-v{SMOKE_VERSION}", build_smoke_itm))
     with hub_access(f"BLIP ITM model {spec.model}"):
         processor = BlipProcessor.from_pretrained(location)
         model = BlipForImageTextRetrieval.from_pretrained(location, dtype=dtype)
@@ -117,8 +100,3 @@ def load_itm(spec: ItmModel, profile: str, device: str = "auto", half_precision:
         load_seconds=time.monotonic() - started,
     )
 
-
-def _smoke_cache() -> Path:
-    from curation_assets.models.availability import cache_dir
-
-    return cache_dir() / "smoke"
