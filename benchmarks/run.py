@@ -5,10 +5,17 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import embeddings, ingest, model_availability
+from benchmarks import captioning, embeddings, ingest, model_availability, rerun, selection
 from benchmarks.results import write_results
 
-BENCHMARKS = {"ingest": ingest.run, "embeddings": embeddings.run, "model_availability": model_availability.run}
+BENCHMARKS = {
+    "ingest": ingest.run,
+    "embeddings": embeddings.run,
+    "model_availability": model_availability.run,
+    "selection": selection.run,
+    "rerun": rerun.run,
+    "captioning": captioning.run,
+}
 
 
 def main() -> int:

@@ -18,6 +18,8 @@ KEEP = SETTLED_SHARDS
 SCORE_TABLES = ["clip_embeddings", "clip_similarity", "aesthetics", "itm", "watermark", "nsfw", "image_stats",
                 "text_stats", "image_phash", "caption_minhash", "caption_embedding"]  # fmt: skip
 FAST = FAST_MODELS
+# The cheap deciding assets; everything else is a model or a score.
+DECISIONS = {"caption/selection_thresholds", "caption/filtered", "caption/selected", "caption/curated", "caption/curated_manifest"}
 
 
 @pytest.fixture
@@ -71,7 +73,8 @@ def test_a_threshold_edit_reruns_only_thresholds_and_filters(settled, smoke):
     assert stale_status(instance, edited, stage_key(CAPTION, "dedup")) == StaleStatus.FRESH
 
     runs = run_until_fresh(instance, edited, log=lambda _: None)
-    assert assets_run(runs) == {"caption/selection_thresholds", "caption/filtered"}
+    # The filter, and the decisions after it where its output changed; no score, embedding or caption.
+    assert {"caption/selection_thresholds", "caption/filtered"} <= assets_run(runs) <= DECISIONS
     decisions = pl.concat([pl.read_parquet(DataRoot(caption_root).table_path("filtered", CAPTION, s).path) for s in KEEP])
     similarity_drops = decisions.filter(pl.col("drop_rule") == "image_text_similarity_filter").height
     assert 0.5 < similarity_drops / decisions.height < 0.7  # p60 drops about 60%, minus dedup overlap
@@ -132,7 +135,7 @@ def test_adding_selectors_reruns_only_the_selection(settled, smoke, tmp_path):
         }
     )
     runs = run_until_fresh(instance, build_definitions(str(caption_root), with_selectors, **FAST), log=lambda _: None)
-    assert assets_run(runs) == {"caption/selected"}
+    assert assets_run(runs) == {"caption/selected", "caption/curated", "caption/curated_manifest"}
     selected = pl.read_parquet(DataRoot(caption_root).stage_dir("selected", CAPTION).path + "/selected.parquet")
     kept = pl.concat([pl.read_parquet(DataRoot(caption_root).table_path("filtered", CAPTION, s).path) for s in KEEP])
     assert selected.height == kept["kept"].sum()

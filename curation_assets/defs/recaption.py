@@ -61,6 +61,7 @@ def recaption_table_spec(recipe: Recipe) -> ShardTable:
         resources=frozenset({"captioner", "clip"}),
         recipe_sections=("recaption", "models.captioner", *CLIP_SECTIONS),
         gpu=True,
+        group="recaption",
     )
 
 

@@ -8,7 +8,7 @@ groups up to SHARDS_PER_RUN per run), so a model resource is loaded once per run
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -70,7 +70,7 @@ class ShardTable:
     recipe_sections: Sequence[str] = ()
     logic_version: str = "1"
     gpu: bool = False
-    summary_columns: Sequence[str] = field(default_factory=tuple)
+    group: str = "scores"  # the UI group, prefixed with the kind: caption_scores
 
     @property
     def key(self):
@@ -95,7 +95,7 @@ def build_shard_table_asset(table: ShardTable, recipe: Recipe):
         partitions_def=SHARD_PARTITIONS[table.kind],
         backfill_policy=SHARD_BACKFILL_POLICY,
         code_version=table.code_version(recipe),
-        group_name=f"{table.kind.value}_scores",
+        group_name=f"{table.kind.value}_{table.group}",
         description=table.description,
         required_resource_keys={"data_root", *table.resources},
         pool=GPU_POOL if table.gpu else None,
