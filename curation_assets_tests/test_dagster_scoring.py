@@ -80,6 +80,7 @@ def test_ingest_loads_no_model_and_one_scoring_run_loads_each_model_once(instanc
     embeddings = pl.read_parquet(root.table_path("clip_embeddings", CAPTION, "wds-00000.tar").path)
     assert embeddings["produced_by"][0] == "open_clip:smoke-ViT-tiny@random-init-seed0"
     assert not embeddings["scores_meaningful"].any()  # smoke scores say they mean nothing
+    assert (embeddings["model_profile"] == "smoke").all()
     nsfw = pl.read_parquet(root.table_path("nsfw", CAPTION, "wds-00000.tar").path)
     assert nsfw["scores_meaningful"].all()  # the shipped NSFW model is real in every profile
 

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from curation_assets.recipe import RecipeError, load_recipe
+from curation_assets.recipe import DEFAULT_RECIPE, RecipeError, load_recipe
 from curation_assets.selection.filters import FilterStep, decide, parse_size, resolve, rules_of
 
 STEPS = TypeAdapter(list[FilterStep])
@@ -112,7 +112,7 @@ def test_recipe_errors_name_the_line(tmp_path):
 
 
 def test_packaged_recipes_load_and_differ_only_where_they_should():
-    default = load_recipe()
+    default = load_recipe(DEFAULT_RECIPE)  # explicitly: the Makefile points $CURATION_RECIPE at smoke.yaml
     smoke = load_recipe("curation_assets/recipes/smoke.yaml")
     assert default.models.profile == "pretrained" and smoke.models.profile == "smoke"
     assert default.fingerprint("filters") != smoke.fingerprint("filters")

@@ -27,6 +27,7 @@ from curation_assets.defs.metadata import markdown_table
 from curation_assets.defs.names import NORMALIZED_STAGE, stage_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
+from curation_assets.defs.shard_assets import PROVENANCE_COLUMNS
 from curation_assets.recipe import Recipe
 from curation_assets.selection.filters import COLUMN_TABLES, ResolvedRule, decide, is_percentile, resolve, rules_of
 from curation_assets.sources import SourceKind
@@ -224,7 +225,7 @@ def build_dedup_asset(recipe: Recipe):
         )
         for stage in upstream[1:]:
             table = pl.concat([read_parquet(root.table_path(stage, CAPTION, s)) for s in shard_ids])
-            frame = frame.join(table.drop("produced_by", "scores_meaningful", "text_embedding", strict=False), on="sample_id", how="left")
+            frame = frame.join(table.drop(PROVENANCE_COLUMNS, "text_embedding", strict=False), on="sample_id", how="left")
         pairs = {"exact": logic.exact_duplicate_pairs(frame)} if spec.image_deduplicator else {}
         if spec.image_deduplicator:
             pairs["phash"] = logic.near_image_pairs(frame["phash"].to_list(), spec.image_deduplicator.max_distance)

@@ -28,6 +28,7 @@ SHARD_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_P
 # Read only by the k8s executor: one GPU per step of a GPU asset.
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 GPU_POOL = "gpu"
+PROVENANCE_COLUMNS = ("produced_by", "model_profile", "scores_meaningful")
 
 
 @dataclass
@@ -82,9 +83,13 @@ class ShardTable:
         return f"{self.logic_version}{sections}"
 
 
-def with_provenance(output: TableOutput) -> pl.DataFrame:
+def with_provenance(output: TableOutput, profile: str) -> pl.DataFrame:
+    """Every table says what made it: the model (and weights), the recipe's model profile, and
+    whether its scores mean anything (false for smoke models)."""
     return output.frame.with_columns(
-        pl.lit(output.producer).alias("produced_by"), pl.lit(output.meaningful).alias("scores_meaningful")
+        pl.lit(output.producer).alias("produced_by"),
+        pl.lit(profile).alias("model_profile"),
+        pl.lit(output.meaningful).alias("scores_meaningful"),
     )
 
 
@@ -112,7 +117,7 @@ def build_shard_table_asset(table: ShardTable, recipe: Recipe):
             started = time.monotonic()
             work = ShardWork(table.kind, shard_id, data_root.shard_file(table.kind, shard_id), root, context.resources, context.log)
             output = table.compute(work)
-            write_parquet_atomic(with_provenance(output), root.table_path(table.name, table.kind, shard_id))
+            write_parquet_atomic(with_provenance(output, recipe.models.profile), root.table_path(table.name, table.kind, shard_id))
             rows += output.frame.height
             producers.add(output.producer)
             meaningful &= output.meaningful
