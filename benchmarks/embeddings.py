@@ -58,8 +58,8 @@ def _peak_rss_mib(root: Path, shard_name: str, model_name: str) -> float:
         "shard = ShardFile(SourceKind.caption, root / 'raw' / 'caption' / sys.argv[2], root)\n"
         "clip = load_clip(ClipModel(model=sys.argv[3], pretrained=None), 'smoke', device='cpu')\n"
         f"clip_embeddings(shard, normalize_shard(shard).valid, clip, BatchSettings({BATCH_SIZE}, {NUM_WORKERS}))\n"
-        "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
-        "print(int(hwm.split()[1]) / 1024)\n"
+        "from benchmarks.memory import peak_rss_mib\n"
+        "print(peak_rss_mib())\n"
     )
     output = subprocess.run([sys.executable, "-c", script, str(root), shard_name, model_name], capture_output=True, text=True, check=True)
     return float(output.stdout.strip().splitlines()[-1])

@@ -56,8 +56,6 @@ def throughput(work: Path, images: list[bytes]) -> dict[str, dict]:
 
 def _peak_rss_mib(root: Path, shard_names: list[str]) -> float:
     """Peak RSS of a fresh process that ingests these shards one after another, as a Dagster step would."""
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec, so a
-    # child would report the benchmark process's own peak; VmHWM belongs to the new address space.
     script = (
         "import sys, json\n"
         "from upath import UPath\n"
@@ -67,8 +65,8 @@ def _peak_rss_mib(root: Path, shard_names: list[str]) -> float:
         "root = UPath(sys.argv[1])\n"
         "for name in json.loads(sys.argv[2]):\n"
         "    normalize_shard(ShardFile(SourceKind.caption, root / 'raw' / 'caption' / name, root))\n"
-        "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
-        "print(int(hwm.split()[1]) / 1024)\n"
+        "from benchmarks.memory import peak_rss_mib\n"
+        "print(peak_rss_mib())\n"
     )
     output = subprocess.run([sys.executable, "-c", script, str(root), json.dumps(shard_names)], capture_output=True, text=True, check=True)
     return float(output.stdout.strip().splitlines()[-1])

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import time
 import numpy as np
 import polars as pl
 
+from benchmarks.memory import peak_rss_mib
 from curation_assets.selection.coreset import coreset_select
 from curation_assets.selection.dedup import (
     band_plan,
@@ -173,7 +173,7 @@ def compare_cluster_counts(n: int, seed: int = 0) -> dict:
 
 
 def _peak_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return peak_rss_mib()
 
 
 def _in_fresh_process(*args: str) -> dict:

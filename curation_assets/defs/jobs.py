@@ -1,4 +1,5 @@
-"""One ingest job per source kind; the new-shard sensor launches it per changed shard."""
+"""Jobs people launch by name: ingest (the new-shard sensor runs it per changed shard), scoring
+over shard ranges, and the score analysis. Everything else is driven by staleness and automation."""
 
 from dagster import AssetSelection, define_asset_job
 
@@ -7,7 +8,6 @@ from curation_assets.sources import SourceKind
 
 
 def ingest_selection(kind: SourceKind) -> AssetSelection:
-    # Everything per-shard downstream of the raw shard; later stages join this selection.
     return AssetSelection.assets(normalized_key(kind), quarantine_key(kind))
 
 
@@ -21,9 +21,8 @@ INGEST_JOBS = {
 }
 
 
-
-# Every per-shard table after ingest, for one kind: what `make demo` runs over shard ranges and what a
-# UI backfill of new shards selects. Interleaved documents have no score tables yet.
+# Every score table of one kind, for a UI backfill over a range of shards. Interleaved documents
+# have no score tables yet.
 SCORE_JOBS = {
     kind: define_asset_job(
         name=f"score_{kind.value}_shards",
@@ -34,9 +33,9 @@ SCORE_JOBS = {
 }
 
 
-# Global assets over all shards, refreshed after the per-shard tables.
 GLOBAL_JOB = define_asset_job(
     name="analyze_all_shards",
     selection=AssetSelection.groups("caption_analysis"),
-    description="Recompute the global assets (score analysis) over every shard.",
+    description="Recompute the score analysis (quantiles and histograms) over every shard.",
 )
+

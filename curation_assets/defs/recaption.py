@@ -10,7 +10,7 @@ from curation_assets.defs.names import NORMALIZED_STAGE, stage_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
 from curation_assets.defs.selection import DEDUP, FILTERED, SELECTED, content_version, score_columns
-from curation_assets.defs.shard_assets import ShardTable, ShardWork, TableOutput
+from curation_assets.defs.shard_assets import SHARD_BACKFILL_POLICY, ShardTable, ShardWork, TableOutput
 from curation_assets.recipe import Recipe
 from curation_assets.selection.filters import COLUMN_TABLES, resolve, rules_of
 from curation_assets.sources import SourceKind
@@ -76,6 +76,7 @@ def build_curated_assets(recipe: Recipe) -> list:
         key=stage_key(CAPTION, CURATED),
         deps=[stage_key(CAPTION, s) for s in (NORMALIZED_STAGE, FILTERED, SELECTED, *([RECAPTIONED] if recaption_on else []))],
         partitions_def=SHARD_PARTITIONS[CAPTION],
+        backfill_policy=SHARD_BACKFILL_POLICY,
         group_name="caption_curated",
         code_version="1",
         description="The shard's curated caption pool: selected kept pairs with their caption, plus recaptioned pairs "
@@ -84,31 +85,19 @@ def build_curated_assets(recipe: Recipe) -> list:
         kinds={"polars", "parquet"},
     )
     def curated(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
-        # One shard per run, so the content data version below is this shard's own (dagster #18649).
-        shard_id = context.partition_key
         root = data_root.data_root()
-        normalized = read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, shard_id)).select("sample_id", "shard_id", "caption", "image_ref")
-        selected = read_parquet(root.stage_dir(SELECTED, CAPTION) / "selected.parquet").filter(
-            (pl.col("shard_id") == shard_id) & pl.col("selected")
-        )
-        rewritten = pl.DataFrame(schema={"sample_id": pl.String, "new_caption": pl.String})
-        if recaption_on:
-            rewritten = read_parquet(root.table_path(RECAPTIONED, CAPTION, shard_id)).filter(pl.col("kept")).select("sample_id", "new_caption")
-        pool = (
-            normalized.join(rewritten, on="sample_id", how="left")
-            .filter(pl.col("sample_id").is_in(selected["sample_id"].implode()) | pl.col("new_caption").is_not_null())
-            .select(
-                "sample_id", "shard_id", "image_ref",
-                pl.coalesce("new_caption", "caption").alias("caption"),
-                pl.when(pl.col("new_caption").is_not_null()).then(pl.lit("recaptioned")).otherwise(pl.lit("original")).alias("caption_source"),
-                pl.col("caption").alias("original_caption"),
-            )
-        )  # fmt: skip
-        write_parquet_atomic(pool, root.table_path(CURATED, CAPTION, shard_id))
-        sources = pool.group_by("caption_source").len()
+        selected = read_parquet(root.stage_dir(SELECTED, CAPTION) / "selected.parquet").filter(pl.col("selected"))
+        pools = [_curated_pool(root, shard_id, selected, recaption_on) for shard_id in context.partition_keys]
+        for shard_id, pool in zip(context.partition_keys, pools):
+            write_parquet_atomic(pool, root.table_path(CURATED, CAPTION, shard_id))
+        pool = pl.concat(pools)
         return MaterializeResult(
             data_version=content_version(pool, ["sample_id", "caption"]),
-            metadata={"dagster/row_count": pool.height, "by_source": MetadataValue.md(markdown_table(sources))},
+            metadata={
+                "dagster/row_count": pool.height,
+                "shards_in_run": len(pools),
+                "by_source": MetadataValue.md(markdown_table(pool.group_by("caption_source").len())),
+            },
         )
 
     @asset(
@@ -139,3 +128,22 @@ def build_curated_assets(recipe: Recipe) -> list:
         )
 
     return [curated, curated_manifest]
+
+
+def _curated_pool(root, shard_id: str, selected: pl.DataFrame, recaption_on: bool) -> pl.DataFrame:
+    """Selected kept pairs with their caption, plus recaptioned pairs whose new caption was kept."""
+    normalized = read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, shard_id)).select("sample_id", "shard_id", "caption", "image_ref")
+    rewritten = pl.DataFrame(schema={"sample_id": pl.String, "new_caption": pl.String})
+    if recaption_on:
+        rewritten = read_parquet(root.table_path(RECAPTIONED, CAPTION, shard_id)).filter(pl.col("kept")).select("sample_id", "new_caption")
+    in_selection = selected.filter(pl.col("shard_id") == shard_id)["sample_id"].implode()
+    return (
+        normalized.join(rewritten, on="sample_id", how="left")
+        .filter(pl.col("sample_id").is_in(in_selection) | pl.col("new_caption").is_not_null())
+        .select(
+            "sample_id", "shard_id", "image_ref",
+            pl.coalesce("new_caption", "caption").alias("caption"),
+            pl.when(pl.col("new_caption").is_not_null()).then(pl.lit("recaptioned")).otherwise(pl.lit("original")).alias("caption_source"),
+            pl.col("caption").alias("original_caption"),
+        )
+    )  # fmt: skip

@@ -27,7 +27,7 @@ from curation_assets.defs.metadata import markdown_table
 from curation_assets.defs.names import NORMALIZED_STAGE, stage_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
-from curation_assets.defs.shard_assets import PROVENANCE_COLUMNS
+from curation_assets.defs.shard_assets import PROVENANCE_COLUMNS, SHARD_BACKFILL_POLICY
 from curation_assets.recipe import Recipe
 from curation_assets.selection.filters import COLUMN_TABLES, ResolvedRule, decide, is_percentile, resolve, rules_of
 from curation_assets.sources import SourceKind
@@ -41,7 +41,12 @@ LOGIC_VERSION = "1"
 
 
 def content_version(frame: pl.DataFrame, columns: list[str]) -> DataVersion:
-    """A data version from what was decided, independent of row order."""
+    """A data version from what was decided, independent of row order.
+
+    A run over several shards records one data version for all of them (dagster issues #18649,
+    #34013), so deciding assets that run shard ranges hash the whole range: a shard re-run alone
+    (new or edited) gets its own version; a range shares one, and its per-shard consumers re-run
+    together. Nothing expensive reads these per shard, and ranges keep the run count low."""
     rows = frame.select(columns).sort(columns[0]).write_csv()
     return DataVersion(hashlib.sha256(rows.encode()).hexdigest()[:24])
 
@@ -109,6 +114,7 @@ def build_selection_assets(recipe: Recipe) -> list:
             *([stage_key(CAPTION, DEDUP)] if dedup_enabled else []),
         ],
         partitions_def=SHARD_PARTITIONS[CAPTION],
+        backfill_policy=SHARD_BACKFILL_POLICY,
         group_name="caption_selection",
         code_version=filter_version,
         description="Every valid sample of a shard, kept or dropped; a drop names the first failing rule and its value.",
@@ -116,25 +122,27 @@ def build_selection_assets(recipe: Recipe) -> list:
         kinds={"polars", "parquet"},
     )
     def filtered(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
-        # One shard per run on purpose: the data version below is this shard's own, which Dagster
-        # cannot record per partition when one run covers several (dagster issues #18649, #34013).
-        shard_id = context.partition_key
         root = data_root.data_root()
-        base = read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, shard_id)).select("sample_id")
-        scores = base.join(score_columns(root, [shard_id], columns), on="sample_id", how="left") if columns else base
-        duplicates = None
-        if dedup_enabled:
-            duplicates = read_parquet(root.stage_dir(DEDUP, CAPTION) / "duplicates.parquet").filter(pl.col("shard_id") == shard_id)
-        decisions = decide(scores, load_resolved_rules(root), duplicates)
-        write_parquet_atomic(decisions, root.table_path(FILTERED, CAPTION, shard_id))
+        rules = load_resolved_rules(root)
+        duplicates = read_parquet(root.stage_dir(DEDUP, CAPTION) / "duplicates.parquet") if dedup_enabled else None
+        decided = []
+        for shard_id in context.partition_keys:  # one shard, or a run's range of them
+            base = read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, shard_id)).select("sample_id")
+            scores = base.join(score_columns(root, [shard_id], columns), on="sample_id", how="left") if columns else base
+            shard_duplicates = duplicates.filter(pl.col("shard_id") == shard_id) if duplicates is not None else None
+            decisions = decide(scores, rules, shard_duplicates)
+            write_parquet_atomic(decisions, root.table_path(FILTERED, CAPTION, shard_id))
+            context.log.info(f"{shard_id}: kept {int(decisions['kept'].sum())}/{decisions.height}")
+            decided.append(decisions)
+        decisions = pl.concat(decided)
         kept = int(decisions["kept"].sum())
         drops = decisions.filter(~pl.col("kept")).group_by("drop_rule").len().sort("len", descending=True)
-        context.log.info(f"{shard_id}: kept {kept}/{decisions.height}")
         return MaterializeResult(
             data_version=content_version(decisions, ["sample_id", "kept", "drop_rule"]),
             metadata={
                 "dagster/row_count": kept,
                 "input_rows": decisions.height,
+                "shards_in_run": len(decided),
                 "kept_fraction": round(kept / decisions.height, 4) if decisions.height else 0.0,
                 "drops_by_rule": MetadataValue.md(markdown_table(drops, rows=30)),
             },

@@ -40,8 +40,11 @@ class RunSummary:
     seconds: float
 
 
-def out_of_date(instance: DagsterInstance, defs: Definitions) -> dict[AssetKey, list[str | None]]:
-    """Asset partitions that are stale or missing and whose upstream partitions are all up to date."""
+def out_of_date(
+    instance: DagsterInstance, defs: Definitions, among: set[AssetKey] | None = None
+) -> dict[AssetKey, list[str | None]]:
+    """Asset partitions that are stale or missing and whose upstream partitions are all up to date,
+    looking only at `among` when given (everything else is taken as up to date)."""
     graph = defs.resolve_asset_graph()
     resolver = _resolver(instance, defs)
     partitions_of = {}
@@ -49,7 +52,7 @@ def out_of_date(instance: DagsterInstance, defs: Definitions) -> dict[AssetKey, 
     ready: dict[AssetKey, list[str | None]] = defaultdict(list)
     for key in graph.toposorted_asset_keys:
         node = graph.get(key)
-        if not node.is_materializable:
+        if not node.is_materializable or (among is not None and key not in among):
             continue
         partitions_of[key] = (
             sorted(instance.get_dynamic_partitions(node.partitions_def.name)) if node.partitions_def else [None]
@@ -69,6 +72,19 @@ def out_of_date(instance: DagsterInstance, defs: Definitions) -> dict[AssetKey, 
     return dict(ready)
 
 
+def _downstream_of(graph, keys: Iterable[AssetKey]) -> set[AssetKey]:
+    """Every asset below `keys`: the only ones a run of `keys` can have put out of date. Anything
+    else out of date was already out of date in the first round, and so ready or below a ready one."""
+    found: set[AssetKey] = set()
+    frontier = list(keys)
+    while frontier:
+        for child in graph.get(frontier.pop()).child_keys:
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
 def _parent_partitions(graph, parent: AssetKey, partition: str | None, parent_partitions: list[str | None]) -> Iterable[str | None]:
     if graph.get(parent).partitions_def is None:
         return [None]
@@ -80,10 +96,12 @@ def run_until_fresh(instance: DagsterInstance, defs: Definitions, log: Callable[
     graph = defs.resolve_asset_graph()
     job = defs.resolve_implicit_global_asset_job_def()
     runs: list[RunSummary] = []
+    among = None  # first round: everything; later rounds: only what lies downstream of what just ran
     for _ in range(max_rounds):
-        ready = out_of_date(instance, defs)
+        ready = out_of_date(instance, defs, among)
         if not ready:
             return runs
+        among = _downstream_of(graph, ready)
         for assets, partitions, tags in _plan_runs(graph, instance, ready):
             started = time.monotonic()
             outcome = job.execute_in_process(
