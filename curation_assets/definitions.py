@@ -12,6 +12,7 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 warnings.filterwarnings("ignore", category=BetaWarning)
 
 from curation_assets.defs.analysis import caption_score_analysis  # noqa: E402
+from curation_assets.defs.automation import AUTOMATION_SENSOR  # noqa: E402
 from curation_assets.defs.caption_scores import CAPTION_TABLES  # noqa: E402
 from curation_assets.defs.checks import INGEST_CHECKS, build_coverage_check  # noqa: E402
 from curation_assets.defs.ingest import INGEST_ASSETS  # noqa: E402
@@ -55,7 +56,7 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
             *INGEST_CHECKS, *(build_coverage_check(table) for table in score_tables), *build_selection_checks(recipe)
         ],
         jobs=[*INGEST_JOBS.values(), *SCORE_JOBS.values(), GLOBAL_JOB],
-        sensors=NEW_SHARD_SENSORS,
+        sensors=[*NEW_SHARD_SENSORS, AUTOMATION_SENSOR],
         resources={"data_root": resource, **model_resources(recipe, **model_runtime)},
     )
 

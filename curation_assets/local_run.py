@@ -18,6 +18,7 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 
 from curation_assets.defs.names import NORMALIZED_STAGE, QUARANTINE_STAGE
 from curation_assets.defs.resources import DATA_ROOT_ENV
+from curation_assets.defs.sensors import NEW_SHARD_SENSORS
 from curation_assets.defs.stale_runner import QUIET_RUN_CONFIG, run_until_fresh
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
@@ -34,9 +35,10 @@ def apply_sensor_result(instance: DagsterInstance, result: SensorResult) -> None
 
 
 def run_sensors_and_requests(instance: DagsterInstance, defs, log=print) -> dict[str, int]:
-    """Tick every sensor once and run what it requests; returns runs per sensor. Raises if a run fails."""
+    """Tick every new-shard sensor once and run what it requests; returns runs per sensor. Raises if a run fails."""
     runs_by_sensor: dict[str, int] = {}
-    for sensor_def in defs.sensors:
+    shard_sensors = {sensor.name for sensor in NEW_SHARD_SENSORS}
+    for sensor_def in (sensor for sensor in defs.sensors if sensor.name in shard_sensors):
         # No cursor: the daemon keeps its own. Starting without one costs one re-hash per file, and
         # the data versions recorded in the instance keep unchanged shards from being re-run.
         with build_sensor_context(instance=instance, resources=defs.resources) as context:

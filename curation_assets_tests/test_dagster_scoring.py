@@ -12,7 +12,7 @@ from curation_assets.models import clip, itm, watermark
 from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
-from curation_assets_tests.conftest import SETTLED_SHARDS
+from curation_assets_tests.conftest import SETTLED_SHARDS, smoke_recipe
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
@@ -168,3 +168,12 @@ def test_automation_scores_a_new_shard_alone_and_ignores_an_unchanged_reingest(i
         if after_scored.get_requested_partitions(key)
     }
     assert requested == {name: {None} for name in ("caption/score_analysis", "caption/dedup", "caption/selection_thresholds")}
+
+
+def test_the_automation_sensor_runs_by_default():
+    """Dagster's own default automation sensor starts stopped; without ours nothing would score new shards."""
+    from dagster import DefaultSensorStatus
+
+    defs = build_definitions("unused-root", smoke_recipe())
+    sensor = defs.resolve_sensor_def("curation_automation")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING

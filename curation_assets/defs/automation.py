@@ -1,6 +1,6 @@
 """When Dagster's automation re-runs a derived table by itself."""
 
-from dagster import AutomationCondition
+from dagster import AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus
 
 
 def on_new_data() -> AutomationCondition:
@@ -23,3 +23,14 @@ def on_new_data() -> AutomationCondition:
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
     ).with_label("on_new_data")
+
+
+# Dagster's default automation sensor starts stopped; ours runs as soon as `make ui` starts, so new
+# shards ingested by the sensors are scored and the global assets follow without a click.
+AUTOMATION_SENSOR = AutomationConditionSensorDefinition(
+    "curation_automation",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Materializes what on_new_data asks for: new shards' tables, then the global assets.",
+)
