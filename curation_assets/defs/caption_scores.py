@@ -8,6 +8,7 @@ import polars as pl
 
 from curation_assets.defs.shard_assets import ShardTable, ShardWork, TableOutput
 from curation_assets.scoring.embedding_scores import clip_similarity, embedding_matrix
+from curation_assets.scoring.image_models import itm_probabilities, nsfw_probabilities, watermark_probabilities
 from curation_assets.sources import SourceKind
 
 CAPTION = SourceKind.caption
@@ -42,33 +43,21 @@ def _aesthetics(work: ShardWork) -> TableOutput:
     return TableOutput(frame, head.identity, head.meaningful)
 
 
-def _itm(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.image_models import itm_probabilities
+def _image_probability(resource: str, column: str, scorer):
+    """A table of one per-image probability from one image model resource."""
 
-    itm = work.resources.itm
-    table = work.normalized
-    scores = itm_probabilities(work.shard, table, itm.model, itm.batch_settings(), work.progress)
-    return TableOutput(table.select("sample_id").with_columns(pl.Series("itm_probability", scores)), itm.identity, itm.meaningful)
+    def compute(work: ShardWork) -> TableOutput:
+        model = getattr(work.resources, resource)
+        table = work.normalized
+        scores = scorer(work.shard, table, model.model, model.batch_settings(), work.progress)
+        return TableOutput(table.select("sample_id").with_columns(pl.Series(column, scores)), model.identity, model.meaningful)
 
-
-def _watermark(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.image_models import watermark_probabilities
-
-    detector = work.resources.watermark
-    table = work.normalized
-    scores = watermark_probabilities(work.shard, table, detector.model, detector.batch_settings(), work.progress)
-    frame = table.select("sample_id").with_columns(pl.Series("watermark_probability", scores))
-    return TableOutput(frame, detector.identity, detector.meaningful)
+    return compute
 
 
-def _nsfw(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.image_models import nsfw_probabilities
-
-    classifier = work.resources.nsfw
-    table = work.normalized
-    scores = nsfw_probabilities(work.shard, table, classifier.model, classifier.batch_settings(), work.progress)
-    frame = table.select("sample_id").with_columns(pl.Series("nsfw_probability", scores))
-    return TableOutput(frame, classifier.identity, classifier.meaningful)
+_itm = _image_probability("itm", "itm_probability", itm_probabilities)
+_watermark = _image_probability("watermark", "watermark_probability", watermark_probabilities)
+_nsfw = _image_probability("nsfw", "nsfw_probability", nsfw_probabilities)
 
 
 def _image_stats(work: ShardWork) -> TableOutput:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -54,42 +55,50 @@ def clip_embeddings(shard: ShardFile, table: pl.DataFrame, clip, settings: Batch
     return table.select("sample_id").with_columns(_embedding_column("image_embedding", images), _embedding_column("text_embedding", texts))
 
 
-def itm_probabilities(shard: ShardFile, table: pl.DataFrame, itm, settings: BatchSettings, progress: Progress | None = None) -> np.ndarray:
-    captions = table["caption"].to_list()
+def per_image_scores(
+    shard: ShardFile,
+    table: pl.DataFrame,
+    transform,
+    score: Callable[[Any, np.ndarray], np.ndarray],
+    settings: BatchSettings,
+    min_side: int | None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """One float per row of `table`: `score(batch, positions)` on decoded, transformed images."""
     scores = np.full(table.height, np.nan, dtype=np.float32)
     done = 0
-    for positions, pixels in image_batches(
-        shard, table["image_ref"].to_list(), itm.preprocess, min_side=itm.image_size, **settings.loader_kwargs()
-    ):
-        scores[positions] = itm.match_probability(pixels, [captions[p] for p in positions]).cpu().numpy()
+    for positions, batch in image_batches(shard, table["image_ref"].to_list(), transform, min_side=min_side, **settings.loader_kwargs()):
+        scores[positions] = score(batch, positions)
         done += len(positions)
         if progress:
             progress(done, table.height)
     return scores
 
 
+def itm_probabilities(shard: ShardFile, table: pl.DataFrame, itm, settings: BatchSettings, progress: Progress | None = None) -> np.ndarray:
+    captions = table["caption"].to_list()
+
+    def score(pixels, positions):
+        return itm.match_probability(pixels, [captions[p] for p in positions]).cpu().numpy()
+
+    return per_image_scores(shard, table, itm.preprocess, score, settings, itm.image_size, progress)
+
+
 def watermark_probabilities(shard: ShardFile, table: pl.DataFrame, detector, settings: BatchSettings, progress: Progress | None = None) -> np.ndarray:
-    scores = np.full(table.height, np.nan, dtype=np.float32)
-    for positions, pixels in image_batches(
-        shard, table["image_ref"].to_list(), detector.preprocess, min_side=detector.image_size, **settings.loader_kwargs()
-    ):
-        scores[positions] = detector.score(pixels).cpu().numpy()
-        if progress:
-            progress(int(np.isfinite(scores).sum()), table.height)
-    return scores
+    def score(pixels, _positions):
+        return detector.score(pixels).cpu().numpy()
+
+    return per_image_scores(shard, table, detector.preprocess, score, settings, detector.image_size, progress)
 
 
 def nsfw_probabilities(shard: ShardFile, table: pl.DataFrame, classifier, settings: BatchSettings, progress: Progress | None = None) -> np.ndarray:
     from curation_assets.models.nsfw import nsfw_preprocess
 
-    scores = np.full(table.height, np.nan, dtype=np.float32)
-    for positions, batch in image_batches(
-        shard, table["image_ref"].to_list(), nsfw_preprocess, min_side=256, **settings.loader_kwargs()
-    ):
-        scores[positions] = classifier.score(batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch))
-        if progress:
-            progress(int(np.isfinite(scores).sum()), table.height)
-    return scores
+    def score(batch, _positions):
+        return classifier.score(batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch))
+
+    # Open-NSFW resizes to 256 first, so JPEGs can decode at that scale.
+    return per_image_scores(shard, table, nsfw_preprocess, score, settings, 256, progress)
 
 
 def _keep_list(items):
