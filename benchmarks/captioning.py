@@ -74,7 +74,19 @@ def run() -> dict[str, dict]:
             raw, end_to_end = _rates(captioner, ShardFile(SourceKind.caption, UPath(path), UPath(root)), images)
             common = {"images": rows, "batch_size": BATCH_SIZE, "num_workers": NUM_WORKERS, "candidates": SETTINGS.num_candidates,
                       "max_new_tokens": SETTINGS.max_new_tokens, "device": "cpu"}  # fmt: skip
-            figures[f"captioning_{name}_raw_generate_images_per_s"] = {"value": round(raw, 2), "unit": "images/s", **common}
-            figures[f"captioning_{name}_end_to_end_images_per_s"] = {"value": round(end_to_end, 2), "unit": "images/s", **common}
-            figures[f"captioning_{name}_end_to_end_vs_raw_ratio"] = {"value": round(end_to_end / raw, 3), "unit": "ratio", **common}
+            figures[f"captioning_{name}_raw_generate_images_per_s"] = {
+                "value": round(raw, 2),
+                "unit": "images/s",
+                **common,
+            }
+            figures[f"captioning_{name}_end_to_end_images_per_s"] = {
+                "value": round(end_to_end, 2),
+                "unit": "images/s",
+                **common,
+            }
+            figures[f"captioning_{name}_end_to_end_vs_raw_ratio"] = {
+                "value": round(end_to_end / raw, 3),
+                "unit": "ratio",
+                **common,
+            }
     return figures

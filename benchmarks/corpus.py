@@ -32,7 +32,9 @@ def photo_like_jpeg(rng: np.random.Generator, width: int = 512, height: int = 38
     """A smooth gradient plus texture noise: compresses and decodes like a photo (~40-60 KB at q90),
     unlike flat synthetic shapes (too cheap) or pure noise (too expensive)."""
     y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([(x * rng.uniform(0.2, 0.5) + y * rng.uniform(0.1, 0.4) + rng.uniform(0, 255)) % 256 for _ in range(3)], -1)
+    base = np.stack(
+        [(x * rng.uniform(0.2, 0.5) + y * rng.uniform(0.1, 0.4) + rng.uniform(0, 255)) % 256 for _ in range(3)], -1
+    )
     pixels = np.clip(base + rng.normal(0, 18, base.shape), 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
@@ -52,7 +54,9 @@ CAPTION_FORMATS = {
 }
 
 
-def write_caption_shard(folder: Path, fmt: str, rows: int, images: list[bytes], seed: int = 0, name: str | None = None) -> Path:
+def write_caption_shard(
+    folder: Path, fmt: str, rows: int, images: list[bytes], seed: int = 0, name: str | None = None
+) -> Path:
     rng = random.Random(seed)
     filename, writer = CAPTION_FORMATS[fmt]
     path = folder / (name or filename)
@@ -65,7 +69,9 @@ def write_interleaved_shard(folder: Path, fmt: str, docs: int, images: list[byte
     built = []
     for d in range(docs):
         sentences = [caption(rng) for _ in range(6)]
-        pictures = [DocImage(images[(d * 3 + k) % len(images)], k * 2, url=f"http://example.com/{d}/{k}.jpg") for k in range(3)]
+        pictures = [
+            DocImage(images[(d * 3 + k) % len(images)], k * 2, url=f"http://example.com/{d}/{k}.jpg") for k in range(3)
+        ]
         built.append(InterleavedDoc(url=f"http://example.com/{d}", sentences=sentences, images=pictures))
     path = folder / ("mmc4.jsonl" if fmt == "mmc4_jsonl" else "obelics.parquet")
     (write_mmc4_jsonl if fmt == "mmc4_jsonl" else write_obelics_parquet)(path, built)
@@ -83,4 +89,8 @@ def write_text_shard(folder: Path, fmt: str, docs: int, seed: int = 0) -> Path:
 def shard_bytes(path: Path) -> int:
     """The shard plus the image files it references (in `<stem>_images/`)."""
     images = path.parent / f"{path.name.rsplit('.', 1)[0]}_images"
-    return path.stat().st_size + sum(f.stat().st_size for f in images.glob("*")) if images.exists() else path.stat().st_size
+    return (
+        path.stat().st_size + sum(f.stat().st_size for f in images.glob("*"))
+        if images.exists()
+        else path.stat().st_size
+    )

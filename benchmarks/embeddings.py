@@ -61,7 +61,9 @@ def _peak_rss_mib(root: Path, shard_name: str, model_name: str) -> float:
         "from benchmarks.memory import peak_rss_mib\n"
         "print(peak_rss_mib())\n"
     )
-    output = subprocess.run([sys.executable, "-c", script, str(root), shard_name, model_name], capture_output=True, text=True, check=True)
+    output = subprocess.run(
+        [sys.executable, "-c", script, str(root), shard_name, model_name], capture_output=True, text=True, check=True
+    )
     return float(output.stdout.strip().splitlines()[-1])
 
 
@@ -73,7 +75,9 @@ def run() -> dict[str, dict]:
         (root / "raw" / "caption").mkdir(parents=True)
         images = [photo_like_jpeg(rng) for _ in range(max(ROWS.values()))]
         for model_name, rows in ROWS.items():
-            path = write_caption_shard(root / "raw" / "caption", "webdataset_tar", rows, images[:rows], name=f"{model_name}.tar")
+            path = write_caption_shard(
+                root / "raw" / "caption", "webdataset_tar", rows, images[:rows], name=f"{model_name}.tar"
+            )
             shard = ShardFile(SourceKind.caption, UPath(path), UPath(root))
             table = normalize_shard(shard).valid
             clip = load_clip(ClipModel(model=model_name, pretrained=None), "smoke", device="cpu")
@@ -84,13 +88,25 @@ def run() -> dict[str, dict]:
             end_to_end = _end_to_end_rate(clip, shard, table)
             slug = model_name.lower().replace("-", "_")
             common = {"rows": rows, "batch_size": BATCH_SIZE, "num_workers": NUM_WORKERS, "device": str(clip.device)}
-            figures[f"embeddings_{slug}_raw_forward_samples_per_s"] = {"value": round(raw, 1), "unit": "samples/s", **common}
-            figures[f"embeddings_{slug}_end_to_end_samples_per_s"] = {"value": round(end_to_end, 1), "unit": "samples/s", **common}
+            figures[f"embeddings_{slug}_raw_forward_samples_per_s"] = {
+                "value": round(raw, 1),
+                "unit": "samples/s",
+                **common,
+            }
+            figures[f"embeddings_{slug}_end_to_end_samples_per_s"] = {
+                "value": round(end_to_end, 1),
+                "unit": "samples/s",
+                **common,
+            }
             figures[f"embeddings_{slug}_peak_rss_mib"] = {
-                "value": round(_peak_rss_mib(root, path.name, model_name), 1), "unit": "MiB", **common
+                "value": round(_peak_rss_mib(root, path.name, model_name), 1),
+                "unit": "MiB",
+                **common,
             }
             figures[f"embeddings_{slug}_end_to_end_vs_raw_ratio"] = {
-                "value": round(end_to_end / raw, 3), "unit": "ratio", **common,
+                "value": round(end_to_end / raw, 3),
+                "unit": "ratio",
+                **common,
                 **({"target": "above 0.85"} if model_name == "ViT-B-32" else {}),
             }
     return figures

@@ -37,10 +37,13 @@ def _seconds_to_error(extra_env: dict[str, str]) -> float:
 def run() -> dict[str, dict]:
     return {
         "model_unavailable_seconds_hf_hub_offline": {
-            "value": round(_seconds_to_error({"HF_HUB_OFFLINE": "1"}), 3), "unit": "s", "target": "seconds, not minutes"
+            "value": round(_seconds_to_error({"HF_HUB_OFFLINE": "1"}), 3),
+            "unit": "s",
+            "target": "seconds, not minutes",
         },
         "model_unavailable_seconds_unreachable_hub": {
-            "value": round(_seconds_to_error({"HF_ENDPOINT": "https://hub.invalid"}), 3), "unit": "s",
+            "value": round(_seconds_to_error({"HF_ENDPOINT": "https://hub.invalid"}), 3),
+            "unit": "s",
             "target": "seconds, not minutes",
         },
     }

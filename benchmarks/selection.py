@@ -106,7 +106,9 @@ def synthetic_embeddings(rng, n, chunk_rows=65_536):
     embeddings = np.empty((n, EMBEDDING_DIM), dtype=np.float16)
     for start in range(0, n, chunk_rows):
         size = min(chunk_rows, n - start)
-        chunk = centres[rng.integers(0, len(centres), size=size)] + rng.standard_normal((size, EMBEDDING_DIM), dtype=np.float32)
+        chunk = centres[rng.integers(0, len(centres), size=size)] + rng.standard_normal(
+            (size, EMBEDDING_DIM), dtype=np.float32
+        )
         embeddings[start : start + size] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
     copies, sources = planted_copies(rng, n, 0.01)
     noise = rng.standard_normal((len(copies), EMBEDDING_DIM), dtype=np.float32) / np.sqrt(EMBEDDING_DIM)
@@ -147,8 +149,13 @@ def measure(n: int, seed: int = 0) -> dict:
 
     embeddings, copies, sources = synthetic_embeddings(rng, n)
     num_clusters = round(np.sqrt(n))
-    pairs["semantic"], report["semantic_seconds"] = timed(semantic_duplicate_pairs, embeddings, SEMANTIC_EPSILON, num_clusters)
-    report["semantic_found"], report["semantic_planted"] = planted_found(pairs["semantic"], copies, sources), len(copies)
+    pairs["semantic"], report["semantic_seconds"] = timed(
+        semantic_duplicate_pairs, embeddings, SEMANTIC_EPSILON, num_clusters
+    )
+    report["semantic_found"], report["semantic_planted"] = (
+        planted_found(pairs["semantic"], copies, sources),
+        len(copies),
+    )
     report["semantic_pairs"] = len(pairs["semantic"][0])
     report["semantic_clusters"] = num_clusters
 
@@ -159,7 +166,9 @@ def measure(n: int, seed: int = 0) -> dict:
     report["dedup_seconds"] = sum(report[f"{m}_seconds"] for m in ("exact", "phash", "minhash", "semantic", "grouping"))
     report["dedup_peak_rss_mib"] = _peak_rss_mib()
 
-    selected, report["coreset_seconds"] = timed(coreset_select, embeddings, fraction=CORESET_FRACTION, num_clusters=CORESET_CLUSTERS)
+    selected, report["coreset_seconds"] = timed(
+        coreset_select, embeddings, fraction=CORESET_FRACTION, num_clusters=CORESET_CLUSTERS
+    )
     report["coreset_selected"] = len(selected)
     report["peak_rss_mib"] = _peak_rss_mib()
     return report
@@ -177,7 +186,9 @@ def _peak_rss_mib() -> float:
 
 
 def _in_fresh_process(*args: str) -> dict:
-    completed = subprocess.run([sys.executable, "-m", "benchmarks.selection", *args], capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.selection", *args], capture_output=True, text=True, check=True
+    )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -185,8 +196,12 @@ def run() -> dict[str, dict]:
     figures: dict[str, dict] = {}
     for label, n in SIZES.items():
         report = _in_fresh_process("--rows", str(n))
-        dedup_extra = {k: v for k, v in report.items() if k not in ("coreset_seconds", "coreset_selected", "peak_rss_mib")}
-        dedup_extra = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in dedup_extra.items() if k != "dedup_seconds"}
+        dedup_extra = {
+            k: v for k, v in report.items() if k not in ("coreset_seconds", "coreset_selected", "peak_rss_mib")
+        }
+        dedup_extra = {
+            k: (round(v, 2) if isinstance(v, float) else v) for k, v in dedup_extra.items() if k != "dedup_seconds"
+        }
         figures[f"dedup_{label}_seconds"] = {"value": round(report["dedup_seconds"], 2), "unit": "s", **dedup_extra}
         figures[f"coreset_{label}_seconds"] = {
             "value": round(report["coreset_seconds"], 2),

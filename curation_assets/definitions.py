@@ -41,7 +41,9 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
     resource = DataRootResource(url=data_root) if data_root else DataRootResource()
     score_tables = [*CAPTION_TABLES, *TEXT_TABLES]
     score_assets = [build_shard_table_asset(table, recipe) for table in score_tables]
-    recaption_assets = [build_shard_table_asset(recaption_table_spec(recipe), recipe)] if recipe.recaption.enabled else []
+    recaption_assets = (
+        [build_shard_table_asset(recaption_table_spec(recipe), recipe)] if recipe.recaption.enabled else []
+    )
     selection_assets = [
         *build_selection_assets(recipe),
         build_selected_asset(recipe),
@@ -49,11 +51,18 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
     ]
     return Definitions(
         assets=[
-            *RAW_SHARDS, *INGEST_ASSETS, *score_assets, caption_score_analysis, *selection_assets,
-            *recaption_assets, *build_curated_assets(recipe),
+            *RAW_SHARDS,
+            *INGEST_ASSETS,
+            *score_assets,
+            caption_score_analysis,
+            *selection_assets,
+            *recaption_assets,
+            *build_curated_assets(recipe),
         ],
         asset_checks=[
-            *INGEST_CHECKS, *(build_coverage_check(table) for table in score_tables), *build_selection_checks(recipe)
+            *INGEST_CHECKS,
+            *(build_coverage_check(table) for table in score_tables),
+            *build_selection_checks(recipe),
         ],
         jobs=[*INGEST_JOBS.values(), *SCORE_JOBS.values(), GLOBAL_JOB],
         sensors=[*NEW_SHARD_SENSORS, AUTOMATION_SENSOR],

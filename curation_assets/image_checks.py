@@ -48,9 +48,7 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
         raise Quarantined(Reason.undecodable_image, f"{type(error).__name__}: {error}") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise Quarantined(
-            Reason.decompression_bomb, f"{width}x{height} = {width * height} pixels > limit {max_pixels}"
-        )
+        raise Quarantined(Reason.decompression_bomb, f"{width}x{height} = {width * height} pixels > limit {max_pixels}")
     try:
         image.load()
     except OSError as error:
@@ -76,8 +74,11 @@ def resolve_image_path(reference: object, shard_dir: UPath, data_root: UPath) ->
     """
     if not isinstance(reference, str) or not reference.strip():
         raise Quarantined(Reason.missing_field, f"image path is {reference!r}")
-    if reference.startswith(("/", "\\")) or "://" in reference or posixpath.isabs(reference) or (
-        len(reference) > 1 and reference[1] == ":"
+    if (
+        reference.startswith(("/", "\\"))
+        or "://" in reference
+        or posixpath.isabs(reference)
+        or (len(reference) > 1 and reference[1] == ":")
     ):
         raise Quarantined(Reason.path_escape, f"absolute image path {reference!r}: give it relative to the shard")
     root = posixpath.normpath(data_root.path)
@@ -89,7 +90,9 @@ def resolve_image_path(reference: object, shard_dir: UPath, data_root: UPath) ->
         # Only a local filesystem has symlinks; follow them and check where they really lead.
         real = os.path.realpath(candidate)
         if not _is_within(real, os.path.realpath(root)):
-            raise Quarantined(Reason.path_escape, f"image path {reference!r} is a link to {real}, outside the data root")
+            raise Quarantined(
+                Reason.path_escape, f"image path {reference!r} is a link to {real}, outside the data root"
+            )
     if not path.exists():
         raise Quarantined(Reason.missing_file, f"image file {reference!r} does not exist")
     return path

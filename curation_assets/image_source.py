@@ -48,7 +48,9 @@ def _from_tar(shard: ShardFile, wanted: dict[str, list[int]]) -> Iterator[tuple[
             if remaining == 0:
                 return
     if remaining:
-        raise FileNotFoundError(f"{remaining} image members of {shard.shard_id} are no longer in the tar; re-ingest the shard")
+        raise FileNotFoundError(
+            f"{remaining} image members of {shard.shard_id} are no longer in the tar; re-ingest the shard"
+        )
 
 
 def _from_parquet(shard: ShardFile, wanted: dict[str, list[int]]) -> Iterator[tuple[int, bytes]]:

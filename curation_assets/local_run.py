@@ -24,8 +24,6 @@ from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
 
 
-
-
 def apply_sensor_result(instance: DagsterInstance, result: SensorResult) -> None:
     """Do what the sensor daemon does with a result, minus launching runs."""
     for request in result.dynamic_partitions_requests or []:
@@ -52,12 +50,19 @@ def run_sensors_and_requests(instance: DagsterInstance, defs, log=print) -> dict
         for index, request in enumerate(result.run_requests or [], start=1):
             started = time.monotonic()
             outcome = job.execute_in_process(
-                partition_key=request.partition_key, instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+                partition_key=request.partition_key,
+                instance=instance,
+                raise_on_error=False,
+                run_config=QUIET_RUN_CONFIG,
             )
             status = "ok" if outcome.success else "FAILED"
-            log(f"[{job.name}] {index}/{len(result.run_requests)} {request.partition_key}: {status} in {time.monotonic() - started:.1f}s")
+            log(
+                f"[{job.name}] {index}/{len(result.run_requests)} {request.partition_key}: {status} in {time.monotonic() - started:.1f}s"
+            )
             if not outcome.success:
-                raise RuntimeError(f"run {outcome.run_id} for shard {request.partition_key} failed; see `make ui` -> Runs")
+                raise RuntimeError(
+                    f"run {outcome.run_id} for shard {request.partition_key} failed; see `make ui` -> Runs"
+                )
         runs_by_sensor[sensor_def.name] = len(result.run_requests or [])
     return runs_by_sensor
 
@@ -108,7 +113,11 @@ def summarize_outputs(root: DataRoot) -> str:
 def _count_where(folder, column: str) -> int:
     if not folder.exists():
         return 0
-    return sum(int(pq.read_table(path.path, columns=[column])[column].to_numpy().sum()) for path in folder.iterdir() if path.suffix == ".parquet")
+    return sum(
+        int(pq.read_table(path.path, columns=[column])[column].to_numpy().sum())
+        for path in folder.iterdir()
+        if path.suffix == ".parquet"
+    )
 
 
 def _total_rows(root: DataRoot, stage: str, kind: SourceKind) -> int:

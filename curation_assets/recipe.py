@@ -210,7 +210,9 @@ class Recaption(RecipeSection):
 
     enabled: bool = True
     band: ScoreBand = ScoreBand()
-    image_conditions: list[FilterStep] = Field(default_factory=list, description="filters the image must pass to be recaptioned")
+    image_conditions: list[FilterStep] = Field(
+        default_factory=list, description="filters the image must pass to be recaptioned"
+    )
     skip_duplicates: bool = Field(default=True, description="do not recaption samples dedup dropped")
     keep_min_score: float = Field(default=0.28, ge=-1.0, le=1.0)
 
@@ -221,7 +223,9 @@ class Curated(RecipeSection):
 
 class Recipe(RecipeSection):
     models: Models = Models()
-    filters: list[FilterStep] = Field(default_factory=list, description="applied in order; the first failing rule is the drop reason")
+    filters: list[FilterStep] = Field(
+        default_factory=list, description="applied in order; the first failing rule is the drop reason"
+    )
     dedup: Dedup = Dedup()
     selectors: Selectors = Selectors()
     recaption: Recaption = Recaption()
@@ -255,7 +259,9 @@ def load_recipe(path: str | os.PathLike | None = None) -> Recipe:
     """Load and validate a recipe (default: $CURATION_RECIPE, else the packaged default.yaml)."""
     path = Path(path or os.environ.get(RECIPE_ENV) or DEFAULT_RECIPE)
     if not path.exists():
-        raise RecipeError(f"recipe {path} does not exist (set {RECIPE_ENV} to a YAML file, or unset it for the default)")
+        raise RecipeError(
+            f"recipe {path} does not exist (set {RECIPE_ENV} to a YAML file, or unset it for the default)"
+        )
     text = path.read_text()
     try:
         node = yaml.compose(text)
@@ -274,7 +280,9 @@ def _describe(error: ValidationError, path: Path, root: yaml.Node | None) -> str
     lines = [f"{path}: {error.error_count()} problem(s) in the recipe:"]
     for problem in error.errors():
         location = [part for part in problem["loc"] if isinstance(part, str | int)]
-        location = [part for i, part in enumerate(location) if i == 0 or part != location[i - 1]]  # union tags repeat keys
+        location = [
+            part for i, part in enumerate(location) if i == 0 or part != location[i - 1]
+        ]  # union tags repeat keys
         line = _line_of(root, location)
         where = f"line {line}" if line else "top level"
         lines.append(f"  {where}: {'.'.join(map(str, location)) or '<root>'}: {problem['msg']}")

@@ -42,7 +42,13 @@ def test_quantiles_of_a_uniform_range(scores):
     assert row["score"] == "uniform"
     assert (row["count"], row["nulls"]) == (101, 0)
     assert (row["min"], row["q05"], row["q25"], row["q50"], row["q75"], row["q95"], row["max"]) == (
-        0, 5, 25, 50, 75, 95, 100,
+        0,
+        5,
+        25,
+        50,
+        75,
+        95,
+        100,
     )
     assert row["mean"] == 50
     assert row["std"] == pytest.approx(np.std(np.arange(101), ddof=1))

@@ -61,8 +61,14 @@ def test_clean_caption(raw, expected):
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("", Reason.empty_text), (" \t\n", Reason.empty_text), ("<__dj__image> <|__dj__eoc|>", Reason.empty_text),
-     (b"\xff\xfe", Reason.non_utf8_text), (None, Reason.missing_field), (42, Reason.missing_field)],
+    [
+        ("", Reason.empty_text),
+        (" \t\n", Reason.empty_text),
+        ("<__dj__image> <|__dj__eoc|>", Reason.empty_text),
+        (b"\xff\xfe", Reason.non_utf8_text),
+        (None, Reason.missing_field),
+        (42, Reason.missing_field),
+    ],
 )
 def test_clean_caption_rejects(raw, reason):
     assert reason_of(lambda: clean_caption(raw)) == reason
@@ -103,7 +109,9 @@ def test_resolve_image_path_refuses(tree, reference, reason):
     assert reason_of(lambda: resolve_image_path(reference, shard_dir, root)) == reason
 
 
-@pytest.mark.parametrize("reference", ["imgs/ok.png", "imgs/link_in.png", "../caption/imgs/ok.png", "../../raw/caption/imgs/ok.png"])
+@pytest.mark.parametrize(
+    "reference", ["imgs/ok.png", "imgs/link_in.png", "../caption/imgs/ok.png", "../../raw/caption/imgs/ok.png"]
+)
 def test_resolve_image_path_allows_paths_inside_the_root(tree, reference):
     root, shard_dir = tree
     assert resolve_image_path(reference, shard_dir, root).exists()

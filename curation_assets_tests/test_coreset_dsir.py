@@ -60,7 +60,8 @@ def test_coreset_spreads_out_more_than_random():
     points, _ = clustered(num_clusters=6, per_cluster=200, dim=4, seed=2)
     selected = coreset_select(points, count=60, num_clusters=6, seed=0)
     random_radii = [
-        coverage_radius(points, np.random.default_rng(seed).choice(len(points), size=60, replace=False)) for seed in range(10)
+        coverage_radius(points, np.random.default_rng(seed).choice(len(points), size=60, replace=False))
+        for seed in range(10)
     ]
     # Measured: 0.46 against 0.56 for the best of ten random subsets.
     assert coverage_radius(points, selected) < min(random_radii)
@@ -68,7 +69,9 @@ def test_coreset_spreads_out_more_than_random():
 
 def test_coreset_deterministic():
     points, _ = clustered(seed=3)
-    assert np.array_equal(coreset_select(points, count=50, num_clusters=8), coreset_select(points, count=50, num_clusters=8))
+    assert np.array_equal(
+        coreset_select(points, count=50, num_clusters=8), coreset_select(points, count=50, num_clusters=8)
+    )
 
 
 def test_quotas_proportional_with_one_each_and_capped():
@@ -105,7 +108,10 @@ OFFICE = ["desk", "office", "server room", "shelf", "workstation", "table"]
 def topic_texts(rng, nouns, places, n):
     verbs = ["sits", "rests", "stands", "waits", "is shown", "appears"]
     times = ["morning", "evening", "sun"]
-    return [f"a {rng.choice(nouns)} {rng.choice(verbs)} near the {rng.choice(places)} in the {rng.choice(times)}" for _ in range(n)]
+    return [
+        f"a {rng.choice(nouns)} {rng.choice(verbs)} near the {rng.choice(places)} in the {rng.choice(times)}"
+        for _ in range(n)
+    ]
 
 
 def two_topic_corpus(seed=0):

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 from dagster import AssetMaterialization, SensorResult, SkipReason, build_sensor_context
 
-from curation_assets.defs.names import normalized_key, quarantine_key
 from curation_assets.definitions import build_definitions
+from curation_assets.defs.names import normalized_key, quarantine_key
 from curation_assets.local_run import apply_sensor_result, run_sensors_and_requests
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot, content_hash
@@ -72,7 +72,9 @@ def test_sensor_skips_unchanged_and_touched_files_and_reversions_edited_ones(ins
     assert after_edit.dynamic_partitions_requests == []  # not new, only changed
     observation, materialization = after_edit.asset_events
     assert observation.tags == materialization.tags
-    assert materialization.tags["dagster/data_version"] == content_hash(DataRoot(demo_root).raw_dir(TEXT) / "web-00001.parquet")
+    assert materialization.tags["dagster/data_version"] == content_hash(
+        DataRoot(demo_root).raw_dir(TEXT) / "web-00001.parquet"
+    )
 
 
 def test_a_fresh_cursor_does_not_rerun_shards_already_recorded(instance, defs):
@@ -82,7 +84,9 @@ def test_a_fresh_cursor_does_not_rerun_shards_already_recorded(instance, defs):
     assert isinstance(result, SkipReason)
 
 
-def test_ingest_writes_tables_and_editing_one_shard_stales_only_its_downstream(instance, defs, demo_root, demo_manifest):
+def test_ingest_writes_tables_and_editing_one_shard_stales_only_its_downstream(
+    instance, defs, demo_root, demo_manifest
+):
     runs = ingest_everything(instance, defs)
     assert sum(runs.values()) == len(demo_manifest)
 
@@ -90,7 +94,9 @@ def test_ingest_writes_tables_and_editing_one_shard_stales_only_its_downstream(i
     for shard, expected in demo_manifest.items():
         kind, name = shard.split("/")
         assert pl.read_parquet(root.table_path("normalized", SourceKind(kind), name).path).height == expected["valid"]
-        assert pl.read_parquet(root.table_path("quarantine", SourceKind(kind), name).path).height == sum(expected["quarantine"].values())
+        assert pl.read_parquet(root.table_path("quarantine", SourceKind(kind), name).path).height == sum(
+            expected["quarantine"].values()
+        )
 
     caption_shards = instance.get_dynamic_partitions("caption_shards")
     for shard in caption_shards:
@@ -123,7 +129,10 @@ def ingest_one(instance, defs, kind, shard):
     return evaluation
 
 
-@pytest.mark.parametrize("shard", ["caption/wds-00002.tar", "caption/llava-00000.json", "interleaved/obelics-00000.parquet", "text/web-00000.jsonl"])
+@pytest.mark.parametrize(
+    "shard",
+    ["caption/wds-00002.tar", "caption/llava-00000.json", "interleaved/obelics-00000.parquet", "text/web-00000.jsonl"],
+)
 def test_accounting_check_passes_after_ingest(instance, defs, demo_manifest, shard):
     kind, name = shard.split("/")
     evaluation = ingest_one(instance, defs, SourceKind(kind), name)

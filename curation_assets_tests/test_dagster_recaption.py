@@ -2,9 +2,9 @@
 
 import polars as pl
 
+from curation_assets.definitions import build_definitions
 from curation_assets.defs.names import stage_key
 from curation_assets.defs.stale_runner import StaleStatus, run_until_fresh, stale_status
-from curation_assets.definitions import build_definitions
 from curation_assets.models import captioner as captioner_module
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
@@ -31,7 +31,9 @@ def test_recaptioned_rows_and_the_curated_pool_account_for_every_pair(settled):
         similarity = read(root, "clip_similarity", shard)
         assert recaptioned.height > 0
         # Entrants are exactly the band (the smoke image conditions let these small demo images through).
-        in_band = similarity.filter(pl.col("clip_similarity").is_between(recipe.recaption.band.min, recipe.recaption.band.max))
+        in_band = similarity.filter(
+            pl.col("clip_similarity").is_between(recipe.recaption.band.min, recipe.recaption.band.max)
+        )
         assert set(recaptioned["sample_id"]) <= set(in_band["sample_id"])
         assert recaptioned["captioner"].str.starts_with("transformers:smoke-blip-captioner").all()
         assert (recaptioned["candidates"].list.len() == recipe.models.captioner.num_candidates).all()
@@ -51,7 +53,13 @@ def test_recaptioned_rows_and_the_curated_pool_account_for_every_pair(settled):
 def test_changing_the_band_reruns_recaptioning_but_no_scoring(settled):
     root, instance = settled
     recipe = smoke_recipe()
-    narrower = recipe.model_copy(update={"recaption": recipe.recaption.model_copy(update={"band": recipe.recaption.band.model_copy(update={"max": 0.0})})})
+    narrower = recipe.model_copy(
+        update={
+            "recaption": recipe.recaption.model_copy(
+                update={"band": recipe.recaption.band.model_copy(update={"max": 0.0})}
+            )
+        }
+    )
     edited = build_definitions(str(root), narrower, **FAST_MODELS)
     for shard in SETTLED_SHARDS:
         assert stale_status(instance, edited, stage_key(CAPTION, "recaptioned"), shard) == StaleStatus.STALE
@@ -66,7 +74,11 @@ def test_changing_the_captioner_reruns_only_recaptioning_and_what_follows(settle
     root, instance = settled
     recipe = smoke_recipe()
     longer = recipe.model_copy(
-        update={"models": recipe.models.model_copy(update={"captioner": recipe.models.captioner.model_copy(update={"max_new_tokens": 20})})}
+        update={
+            "models": recipe.models.model_copy(
+                update={"captioner": recipe.models.captioner.model_copy(update={"max_new_tokens": 20})}
+            )
+        }
     )
     loads = captioner_module.LOAD_COUNT
     runs = run_until_fresh(instance, build_definitions(str(root), longer, **FAST_MODELS), log=lambda _: None)

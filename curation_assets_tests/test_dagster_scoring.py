@@ -3,9 +3,9 @@
 import polars as pl
 import pytest
 
+from curation_assets.definitions import build_definitions
 from curation_assets.defs import models as model_resources
 from curation_assets.defs.names import stage_key
-from curation_assets.definitions import build_definitions
 from curation_assets.defs.stale_runner import RANGE_END_TAG, RANGE_START_TAG
 from curation_assets.local_run import run_sensors_and_requests
 from curation_assets.models import clip, itm, watermark
@@ -45,9 +45,7 @@ def smoke():
 def score_all_in_one_run(instance, defs):
     shards = sorted(instance.get_dynamic_partitions("caption_shards"))
     job = defs.resolve_job_def("score_caption_shards")
-    result = job.execute_in_process(
-        instance=instance, tags={RANGE_START_TAG: shards[0], RANGE_END_TAG: shards[-1]}
-    )
+    result = job.execute_in_process(instance=instance, tags={RANGE_START_TAG: shards[0], RANGE_END_TAG: shards[-1]})
     assert result.success
     return result
 
@@ -112,11 +110,19 @@ def statuses(instance, defs, shard):
     ("edit", "expected_stale"),
     [
         # A new aesthetics head: only the aesthetics table.
-        (lambda models: models.model_copy(update={"aesthetics": models.aesthetics.model_copy(update={"head": "mlp"})}),
-         {"aesthetics"}),
+        (
+            lambda models: models.model_copy(
+                update={"aesthetics": models.aesthetics.model_copy(update={"head": "mlp"})}
+            ),
+            {"aesthetics"},
+        ),
         # Another CLIP model: the embeddings and everything computed from them, nothing else.
-        (lambda models: models.model_copy(update={"clip": models.clip.model_copy(update={"checkpoint": "/elsewhere.pt"})}),
-         {"clip_embeddings", "clip_similarity", "aesthetics"}),
+        (
+            lambda models: models.model_copy(
+                update={"clip": models.clip.model_copy(update={"checkpoint": "/elsewhere.pt"})}
+            ),
+            {"clip_embeddings", "clip_similarity", "aesthetics"},
+        ),
     ],
     ids=["aesthetics-model", "clip-model"],
 )
@@ -167,7 +173,9 @@ def test_automation_scores_a_new_shard_alone_and_ignores_an_unchanged_reingest(i
         for key in defs.resolve_asset_graph().get_all_asset_keys()
         if after_scored.get_requested_partitions(key)
     }
-    assert requested == {name: {None} for name in ("caption/score_analysis", "caption/dedup", "caption/selection_thresholds")}
+    assert requested == {
+        name: {None} for name in ("caption/score_analysis", "caption/dedup", "caption/selection_thresholds")
+    }
 
 
 def test_the_automation_sensor_runs_by_default():

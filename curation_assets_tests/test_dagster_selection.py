@@ -5,9 +5,9 @@ import pytest
 import torch
 from dagster import AssetCheckSeverity
 
+from curation_assets.definitions import build_definitions
 from curation_assets.defs.names import stage_key
 from curation_assets.defs.stale_runner import StaleStatus, run_until_fresh, stale_status
-from curation_assets.definitions import build_definitions
 from curation_assets.models.clip import load_clip
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
@@ -19,7 +19,13 @@ SCORE_TABLES = ["clip_embeddings", "clip_similarity", "aesthetics", "itm", "wate
                 "text_stats", "image_phash", "caption_minhash", "caption_embedding"]  # fmt: skip
 FAST = FAST_MODELS
 # The cheap deciding assets; everything else is a model or a score.
-DECISIONS = {"caption/selection_thresholds", "caption/filtered", "caption/selected", "caption/curated", "caption/curated_manifest"}
+DECISIONS = {
+    "caption/selection_thresholds",
+    "caption/filtered",
+    "caption/selected",
+    "caption/curated",
+    "caption/curated_manifest",
+}
 
 
 @pytest.fixture
@@ -75,7 +81,9 @@ def test_a_threshold_edit_reruns_only_thresholds_and_filters(settled, smoke):
     runs = run_until_fresh(instance, edited, log=lambda _: None)
     # The filter, and the decisions after it where its output changed; no score, embedding or caption.
     assert {"caption/selection_thresholds", "caption/filtered"} <= assets_run(runs) <= DECISIONS
-    decisions = pl.concat([pl.read_parquet(DataRoot(caption_root).table_path("filtered", CAPTION, s).path) for s in KEEP])
+    decisions = pl.concat(
+        [pl.read_parquet(DataRoot(caption_root).table_path("filtered", CAPTION, s).path) for s in KEEP]
+    )
     similarity_drops = decisions.filter(pl.col("drop_rule") == "image_text_similarity_filter").height
     assert 0.5 < similarity_drops / decisions.height < 0.7  # p60 drops about 60%, minus dedup overlap
 
@@ -98,7 +106,11 @@ def test_switching_the_clip_model_reruns_embeddings_and_what_reads_them_only(set
     other = load_clip(smoke.models.clip, "smoke", device="cpu")
     torch.save({k: torch.randn_like(v) * 0.02 for k, v in other.model.state_dict().items()}, checkpoint)
     switched = smoke.model_copy(
-        update={"models": smoke.models.model_copy(update={"clip": smoke.models.clip.model_copy(update={"checkpoint": str(checkpoint)})})}
+        update={
+            "models": smoke.models.model_copy(
+                update={"clip": smoke.models.clip.model_copy(update={"checkpoint": str(checkpoint)})}
+            )
+        }
     )
     runs = run_until_fresh(instance, build_definitions(str(caption_root), switched, **FAST), log=lambda _: None)
     ran = assets_run(runs)

@@ -198,17 +198,27 @@ def test_chains_across_methods_collapse_into_one_group_with_their_methods():
 
 
 def test_no_pairs_no_groups():
-    groups = duplicate_groups(3, {"exact": normalized_pairs(np.array([], dtype=np.int64), np.array([], dtype=np.int64))}, None, ids(3))
+    groups = duplicate_groups(
+        3, {"exact": normalized_pairs(np.array([], dtype=np.int64), np.array([], dtype=np.int64))}, None, ids(3)
+    )
     assert groups.height == 0
     assert groups.schema == pl.Schema(
-        {"sample_id": pl.String, "group_id": pl.String, "representative": pl.Boolean, "method": pl.String, "duplicate_of": pl.String}
+        {
+            "sample_id": pl.String,
+            "group_id": pl.String,
+            "representative": pl.Boolean,
+            "method": pl.String,
+            "duplicate_of": pl.String,
+        }
     )
 
 
 def test_deterministic():
     rng = np.random.default_rng(7)
     embeddings = unit(rng.standard_normal((400, 32)))
-    embeddings = np.vstack([embeddings, unit(embeddings[:40].astype(np.float64) + 0.01 * rng.standard_normal((40, 32)))])
+    embeddings = np.vstack(
+        [embeddings, unit(embeddings[:40].astype(np.float64) + 0.01 * rng.standard_normal((40, 32)))]
+    )
     hashes = random_phashes(220, seed=2) * 2  # every hash twice
     runs = []
     for _ in range(2):

@@ -36,7 +36,11 @@ def test_first_failing_rule_and_its_value_explain_each_drop():
     decisions = decide(SCORES, resolve(rules, quantile=None)).sort("sample_id")
     assert decisions["kept"].to_list() == [True, False, False, False, False]
     assert decisions["drop_rule"].to_list() == [
-        None, "image_text_similarity_filter", "words_num_filter", "image_text_similarity_filter", "words_num_filter"
+        None,
+        "image_text_similarity_filter",
+        "words_num_filter",
+        "image_text_similarity_filter",
+        "words_num_filter",
     ]  # e fails words (30 > 20) before nsfw: order is the recipe's
     assert decisions["drop_value"][1] == "clip_similarity=0.2"
     assert decisions["drop_value"][3] == "clip_similarity=NaN"  # a missing score cannot pass
@@ -67,7 +71,9 @@ def test_no_rules_keeps_everything_and_dedup_drops_name_the_representative():
     assert decisions["drop_rule"][1] == "dedup" and decisions["drop_value"][1] == "phash duplicate of a"
 
 
-@pytest.mark.parametrize(("text", "expected"), [(1024, 1024), ("6kb", 6000), ("1MB", 1e6), ("2MiB", 2 * 2**20), ("10 B", 10)])
+@pytest.mark.parametrize(
+    ("text", "expected"), [(1024, 1024), ("6kb", 6000), ("1MB", 1e6), ("2MiB", 2 * 2**20), ("10 B", 10)]
+)
 def test_sizes_parse_like_data_juicer(text, expected):
     assert math.isclose(parse_size(text), expected)
 

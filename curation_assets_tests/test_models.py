@@ -62,7 +62,9 @@ def test_clip_checkpoint_file_reproduces_the_smoke_model(smoke_clip, tmp_path):
     path = tmp_path / "clip-tiny.pt"
     torch.save(smoke_clip.model.state_dict(), path)
 
-    loaded = load_clip(ClipModel(model="smoke-ViT-tiny", pretrained=None, checkpoint=str(path)), "pretrained", device="cpu")
+    loaded = load_clip(
+        ClipModel(model="smoke-ViT-tiny", pretrained=None, checkpoint=str(path)), "pretrained", device="cpu"
+    )
 
     assert str(path) in loaded.identity
     assert loaded.identity != smoke_clip.identity
@@ -82,9 +84,13 @@ def test_missing_clip_checkpoint_is_model_unavailable(tmp_path):
     missing = tmp_path / "nowhere" / "clip.pt"
     started = time.monotonic()
     with pytest.raises(ModelUnavailable) as raised:
-        load_clip(ClipModel(model="smoke-ViT-tiny", pretrained=None, checkpoint=str(missing)), "pretrained", device="cpu")
+        load_clip(
+            ClipModel(model="smoke-ViT-tiny", pretrained=None, checkpoint=str(missing)), "pretrained", device="cpu"
+        )
     elapsed = time.monotonic() - started
-    assert str(missing) in str(raised.value), f"message should name the path (failed after {elapsed:.2f}s): {raised.value}"
+    assert str(missing) in str(raised.value), (
+        f"message should name the path (failed after {elapsed:.2f}s): {raised.value}"
+    )
 
 
 # --- BLIP ITM -----------------------------------------------------------------------------------
@@ -131,7 +137,9 @@ def test_watermark_weights_of_another_shape_are_rejected(smoke_watermark, tmp_pa
     state["classifier.5.bias"] = torch.zeros(3)
     path = tmp_path / "other.pt"
     torch.save(state, path)
-    with pytest.raises(ValueError, match=r"(?s)do not fit efficientnet_b3 .*size mismatch for classifier\.5\.weight") as raised:
+    with pytest.raises(
+        ValueError, match=r"(?s)do not fit efficientnet_b3 .*size mismatch for classifier\.5\.weight"
+    ) as raised:
         load_watermark(WatermarkModel(weights=str(path), image_size=64), "pretrained", device="cpu")
     assert str(path) in str(raised.value)
 

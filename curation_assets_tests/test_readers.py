@@ -13,10 +13,9 @@ from curation_assets.ids import sample_id
 from curation_assets.normalize import normalize_shard
 from curation_assets.quarantine import Reason
 from curation_assets.readers import count_source_rows, read_shard
-from curation_assets.tables import QUARANTINE_SCHEMA, SCHEMAS
 from curation_assets.sources import SourceKind
+from curation_assets.tables import QUARANTINE_SCHEMA, SCHEMAS
 from curation_assets_tests.conftest import DEMO_SHARDS, shard_file
-
 
 
 def jpeg(width=32, height=24, color=(200, 30, 30)) -> bytes:
@@ -84,7 +83,10 @@ def test_sample_ids_are_stable_and_distinct(demo_template, demo_root):
     ids = pl.concat([first.valid["sample_id"], first.quarantine["sample_id"]])
     assert ids.n_unique() == ids.len()
     assert first.valid["sample_id"].to_list() == again.valid["sample_id"].to_list()
-    assert sample_id("caption", "wds-00000.tar", "000000001") == first.valid.filter(pl.col("key") == "000000001")["sample_id"].item()
+    assert (
+        sample_id("caption", "wds-00000.tar", "000000001")
+        == first.valid.filter(pl.col("key") == "000000001")["sample_id"].item()
+    )
     assert sample_id("caption", "wds-00001.tar", "000000001") != sample_id("caption", "wds-00000.tar", "000000001")
 
 

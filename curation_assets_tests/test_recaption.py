@@ -23,7 +23,10 @@ SCORES = pl.DataFrame(
     schema_overrides={"clip_similarity": pl.Float32, "width": pl.Int32, "height": pl.Int32},
 )
 SPEC = Recaption.model_validate(
-    {"band": {"min": 0.01, "max": 0.28}, "image_conditions": [{"image_shape_filter": {"min_width": 64, "min_height": 64}}]}
+    {
+        "band": {"min": 0.01, "max": 0.28},
+        "image_conditions": [{"image_shape_filter": {"min_width": 64, "min_height": 64}}],
+    }
 )
 
 
@@ -43,13 +46,21 @@ def test_the_best_candidate_wins_and_must_clear_the_bar_and_beat_the_original():
     assert best_candidates(np.array([[0.1, 0.4, 0.4], [0.5, 0.2, 0.1]])).tolist() == [1, 0]
     kept, reasons = keep_new_caption(np.array([0.20, 0.20, 0.30]), np.array([0.35, 0.27, 0.29]), keep_min_score=0.28)
     assert kept.tolist() == [True, False, False]
-    assert reasons == ["kept: clears the bar and beats the original", "below keep_min_score", "no better than the original"]
-    assert keep_new_caption(np.array([0.1]), np.array([0.28]), 0.28)[0].tolist() == [False]  # strictly above, like "> 0.28"
+    assert reasons == [
+        "kept: clears the bar and beats the original",
+        "below keep_min_score",
+        "no better than the original",
+    ]
+    assert keep_new_caption(np.array([0.1]), np.array([0.28]), 0.28)[0].tolist() == [
+        False
+    ]  # strictly above, like "> 0.28"
 
 
 def test_recaption_table_keeps_full_provenance():
     entered = SCORES.filter(pl.col("sample_id").is_in(["in", "low"]))
-    table = recaption_table(entered, [["x1", "x2"], ["y1", "y2"]], np.array([[0.3, 0.4], [0.1, 0.05]]), 0.28, "blip@test")
+    table = recaption_table(
+        entered, [["x1", "x2"], ["y1", "y2"]], np.array([[0.3, 0.4], [0.1, 0.05]]), 0.28, "blip@test"
+    )
     row = table.row(0, named=True)
     assert row["original_caption"] == "a" and row["new_caption"] == "x2"
     assert row["candidates"] == ["x1", "x2"] and row["candidate_scores"] == pytest.approx([0.3, 0.4])
@@ -62,10 +73,14 @@ def test_smoke_captioner_saved_to_disk_loads_by_path_and_generates_candidates(tm
     folder = build_smoke_captioner(tmp_path / "captioner")
     captioner = load_captioner(str(folder), "pretrained", device="cpu")  # as a user with local weights would
     assert captioner.identity == f"transformers:{folder}"
-    pixels = torch.stack([captioner.preprocess(Image.new("RGB", (50, 40), colour)) for colour in ((200, 0, 0), (0, 0, 200))])
+    pixels = torch.stack(
+        [captioner.preprocess(Image.new("RGB", (50, 40), colour)) for colour in ((200, 0, 0), (0, 0, 200))]
+    )
     beams = captioner.generate(pixels, GenerationSettings(max_new_tokens=6, num_beams=3, num_candidates=3))
     assert [len(row) for row in beams] == [3, 3] and all(isinstance(text, str) for row in beams for text in row)
-    sampled = captioner.generate(pixels, GenerationSettings(prompt="a photo of", max_new_tokens=6, do_sample=True, num_candidates=2))
+    sampled = captioner.generate(
+        pixels, GenerationSettings(prompt="a photo of", max_new_tokens=6, do_sample=True, num_candidates=2)
+    )
     assert [len(row) for row in sampled] == [2, 2]
     assert not any(text.startswith("a photo of") for row in sampled for text in row)  # the prompt is not echoed back
 

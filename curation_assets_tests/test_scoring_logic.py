@@ -191,7 +191,9 @@ def test_clip_embeddings_follow_the_rows(tmp_path, smoke_clip):
         image_name, caption_name = rows[int(key)]
         pixels = smoke_clip.preprocess(open_rgb(jpeg[image_name], smoke_clip.image_size))[None]
         np.testing.assert_allclose(image_vectors[row], smoke_clip.encode_images(pixels)[0].numpy(), atol=2e-3)
-        np.testing.assert_allclose(text_vectors[row], smoke_clip.encode_texts([caption[caption_name]])[0].numpy(), atol=2e-3)
+        np.testing.assert_allclose(
+            text_vectors[row], smoke_clip.encode_texts([caption[caption_name]])[0].numpy(), atol=2e-3
+        )
 
     by_key = {int(key): row for row, key in enumerate(table["key"].to_list())}
     # same bytes, same image embedding; same caption, same text embedding (bit for bit)
@@ -224,7 +226,9 @@ def test_clip_embeddings_of_the_demo_duplicates(demo_template, demo_manifest, sm
             assert np.array_equal(image_vectors[row], image_vectors[first_row_of[digest]])
             checked += 1
         first_row_of.setdefault(digest, row)
-    within_shard = [k for k in demo_manifest[f"caption/{name}"]["defects"]["exact_duplicate"] if k in valid["key"].to_list()]
+    within_shard = [
+        k for k in demo_manifest[f"caption/{name}"]["defects"]["exact_duplicate"] if k in valid["key"].to_list()
+    ]
     assert checked >= 1 and within_shard, (checked, within_shard)
 
 

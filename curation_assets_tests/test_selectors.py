@@ -30,7 +30,9 @@ def test_topk_by_score_keeps_the_highest_and_treats_missing_as_worst():
 
 
 def test_topk_ascending_and_by_ratio():
-    spec = Selectors.model_validate({"topk_specified_field_selector": {"field_key": "x", "top_ratio": 0.25, "reverse": False}})
+    spec = Selectors.model_validate(
+        {"topk_specified_field_selector": {"field_key": "x", "top_ratio": 0.25, "reverse": False}}
+    )
     assert topk_indices(np.array([5.0, 1.0, 3.0, 0.5]), spec.topk_specified_field_selector).tolist() == [3]
 
 
@@ -43,7 +45,9 @@ def test_selectors_chain_in_order_and_dsir_reports_kl(tmp_path):
             "dsir_selector": {"target": str(target), "fraction": 0.5, "num_buckets": 256},
         }
     )
-    report = select(POOL, spec, lambda name: SCORES, no_embeddings, lambda: load_target_texts(spec.dsir_selector, tmp_path))
+    report = select(
+        POOL, spec, lambda name: SCORES, no_embeddings, lambda: load_target_texts(spec.dsir_selector, tmp_path)
+    )
     chosen = report.frame.filter(pl.col("selected"))
     assert chosen.height == 3  # 8 -> top 6 -> half of them
     assert report.notes["dsir_kl_after"] < report.notes["dsir_kl_before"]

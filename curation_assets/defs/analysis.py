@@ -25,7 +25,12 @@ ANALYSED_SCORES = {
     "nsfw": ["nsfw_probability"],
     "image_stats": ["width", "height", "aspect_ratio", "num_bytes"],
     "text_stats": [
-        "num_words", "num_chars", "special_char_ratio", "alnum_ratio", "word_repetition_ratio", "char_repetition_ratio"
+        "num_words",
+        "num_chars",
+        "special_char_ratio",
+        "alnum_ratio",
+        "word_repetition_ratio",
+        "char_repetition_ratio",
     ],
 }
 ANALYSIS_STAGE = "score_analysis"

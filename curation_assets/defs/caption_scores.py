@@ -38,7 +38,11 @@ def _clip_similarity(work: ShardWork) -> TableOutput:
 def _aesthetics(work: ShardWork) -> TableOutput:
     embeddings = work.table(CLIP_EMBEDDINGS)
     head = work.resources.aesthetics
-    scores = head.model.score(embedding_matrix(embeddings, "image_embedding")) if embeddings.height else np.zeros(0, np.float32)
+    scores = (
+        head.model.score(embedding_matrix(embeddings, "image_embedding"))
+        if embeddings.height
+        else np.zeros(0, np.float32)
+    )
     frame = embeddings.select("sample_id").with_columns(pl.Series("aesthetics", scores, dtype=pl.Float32))
     return TableOutput(frame, head.identity, head.meaningful)
 
@@ -50,7 +54,9 @@ def _image_probability(resource: str, column: str, scorer):
         model = getattr(work.resources, resource)
         table = work.normalized
         scores = scorer(work.shard, table, model.model, model.batch_settings(), work.progress)
-        return TableOutput(table.select("sample_id").with_columns(pl.Series(column, scores)), model.identity, model.meaningful)
+        return TableOutput(
+            table.select("sample_id").with_columns(pl.Series(column, scores)), model.identity, model.meaningful
+        )
 
     return compute
 
@@ -86,7 +92,9 @@ def _image_phash(work: ShardWork) -> TableOutput:
 
     table = work.normalized
     hashes = perceptual_hashes(work.shard, table, BatchSettings(batch_size=64, num_workers=2))
-    return TableOutput(table.select("sample_id").with_columns(pl.Series("phash", hashes, dtype=pl.String)), "imagehash.phash")
+    return TableOutput(
+        table.select("sample_id").with_columns(pl.Series("phash", hashes, dtype=pl.String)), "imagehash.phash"
+    )
 
 
 def _caption_minhash(work: ShardWork) -> TableOutput:
@@ -107,24 +115,77 @@ def _caption_embedding(work: ShardWork) -> TableOutput:
 
 
 CAPTION_TABLES = [
-    ShardTable(CAPTION, CLIP_EMBEDDINGS, "L2-normalised CLIP image and caption embeddings (float16), computed once per shard.",
-               _clip_embeddings, resources=frozenset({"clip"}), recipe_sections=CLIP_SECTIONS, gpu=True),
-    ShardTable(CAPTION, "clip_similarity", "Cosine similarity of image and caption CLIP embeddings (Data-Juicer's image_text_similarity).",
-               _clip_similarity, upstream=(CLIP_EMBEDDINGS,), recipe_sections=CLIP_SECTIONS),
-    ShardTable(CAPTION, "aesthetics", "LAION aesthetics head over the stored CLIP image embeddings.",
-               _aesthetics, upstream=(CLIP_EMBEDDINGS,), resources=frozenset({"aesthetics"}),
-               recipe_sections=(*CLIP_SECTIONS, "models.aesthetics")),
-    ShardTable(CAPTION, "itm", "BLIP image-text matching probability.", _itm, resources=frozenset({"itm"}),
-               recipe_sections=("models.profile", "models.itm"), gpu=True),
-    ShardTable(CAPTION, "watermark", "LAION watermark detector probability.", _watermark, resources=frozenset({"watermark"}),
-               recipe_sections=("models.profile", "models.watermark"), gpu=True),
-    ShardTable(CAPTION, "nsfw", "Open-NSFW probability.", _nsfw, resources=frozenset({"nsfw"}),
-               recipe_sections=("models.nsfw",), gpu=True),
+    ShardTable(
+        CAPTION,
+        CLIP_EMBEDDINGS,
+        "L2-normalised CLIP image and caption embeddings (float16), computed once per shard.",
+        _clip_embeddings,
+        resources=frozenset({"clip"}),
+        recipe_sections=CLIP_SECTIONS,
+        gpu=True,
+    ),
+    ShardTable(
+        CAPTION,
+        "clip_similarity",
+        "Cosine similarity of image and caption CLIP embeddings (Data-Juicer's image_text_similarity).",
+        _clip_similarity,
+        upstream=(CLIP_EMBEDDINGS,),
+        recipe_sections=CLIP_SECTIONS,
+    ),
+    ShardTable(
+        CAPTION,
+        "aesthetics",
+        "LAION aesthetics head over the stored CLIP image embeddings.",
+        _aesthetics,
+        upstream=(CLIP_EMBEDDINGS,),
+        resources=frozenset({"aesthetics"}),
+        recipe_sections=(*CLIP_SECTIONS, "models.aesthetics"),
+    ),
+    ShardTable(
+        CAPTION,
+        "itm",
+        "BLIP image-text matching probability.",
+        _itm,
+        resources=frozenset({"itm"}),
+        recipe_sections=("models.profile", "models.itm"),
+        gpu=True,
+    ),
+    ShardTable(
+        CAPTION,
+        "watermark",
+        "LAION watermark detector probability.",
+        _watermark,
+        resources=frozenset({"watermark"}),
+        recipe_sections=("models.profile", "models.watermark"),
+        gpu=True,
+    ),
+    ShardTable(
+        CAPTION,
+        "nsfw",
+        "Open-NSFW probability.",
+        _nsfw,
+        resources=frozenset({"nsfw"}),
+        recipe_sections=("models.nsfw",),
+        gpu=True,
+    ),
     ShardTable(CAPTION, "image_stats", "Width, height, aspect ratio, bytes, format and mode.", _image_stats),
-    ShardTable(CAPTION, "text_stats", "Caption word and character counts (special tokens ignored), special-character and repetition ratios.",
-               _text_stats),
+    ShardTable(
+        CAPTION,
+        "text_stats",
+        "Caption word and character counts (special tokens ignored), special-character and repetition ratios.",
+        _text_stats,
+    ),
     ShardTable(CAPTION, "image_phash", "64-bit perceptual hash of each image (hex).", _image_phash),
-    ShardTable(CAPTION, "caption_minhash", "MinHash signature of each caption, for near-duplicate search.", _caption_minhash),
-    ShardTable(CAPTION, "caption_embedding", "Sentence embedding of each caption (all-MiniLM-L6-v2 by default).", _caption_embedding,
-               resources=frozenset({"text_embedding"}), recipe_sections=("models.text_embedding",), gpu=True),
+    ShardTable(
+        CAPTION, "caption_minhash", "MinHash signature of each caption, for near-duplicate search.", _caption_minhash
+    ),
+    ShardTable(
+        CAPTION,
+        "caption_embedding",
+        "Sentence embedding of each caption (all-MiniLM-L6-v2 by default).",
+        _caption_embedding,
+        resources=frozenset({"text_embedding"}),
+        recipe_sections=("models.text_embedding",),
+        gpu=True,
+    ),
 ]

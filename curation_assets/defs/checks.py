@@ -1,6 +1,5 @@
 """Asset checks: every row of every shard is accounted for."""
 
-
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
 from curation_assets.defs.names import NORMALIZED_STAGE, QUARANTINE_STAGE, normalized_key, quarantine_key
@@ -28,14 +27,18 @@ def build_rows_accounted_check(kind: SourceKind):
         root = data_root.data_root()
         per_shard = [_account(root, data_root, kind, shard_id) for shard_id in context.partition_keys]
         failures = [row for row in per_shard if row["unaccounted"] or row["duplicate_sample_ids"]]
-        totals = {name: sum(row[name] for row in per_shard) for name in ("rows_in", "valid", "quarantined", "unaccounted", "duplicate_sample_ids")}
+        totals = {
+            name: sum(row[name] for row in per_shard)
+            for name in ("rows_in", "valid", "quarantined", "unaccounted", "duplicate_sample_ids")
+        }
         description = (
             f"{totals['rows_in']} rows in, {totals['valid']} valid + {totals['quarantined']} quarantined = "
             f"{totals['valid'] + totals['quarantined']}"
         )
         if failures:
             description += "; mismatched shards: " + ", ".join(
-                f"{row['shard']} ({row['unaccounted']:+d} rows, {row['duplicate_sample_ids']} duplicate ids)" for row in failures
+                f"{row['shard']} ({row['unaccounted']:+d} rows, {row['duplicate_sample_ids']} duplicate ids)"
+                for row in failures
             )
         return AssetCheckResult(
             passed=not failures,
@@ -85,7 +88,9 @@ def build_coverage_check(table: ShardTable):
             missing = expected.len() - expected.is_in(scores["sample_id"].implode()).sum()
             extra = scores.height - expected.len() + missing
             nulls = sum(scores[column].null_count() for column in scores.columns)
-            nans = sum(int(scores[column].is_nan().sum()) for column, dtype in scores.schema.items() if dtype.is_float())
+            nans = sum(
+                int(scores[column].is_nan().sum()) for column, dtype in scores.schema.items() if dtype.is_float()
+            )
             if missing or extra or nulls or nans:
                 problems.append(f"{shard_id}: {missing} missing, {extra} extra, {nulls} null, {nans} NaN")
         return AssetCheckResult(

@@ -46,11 +46,14 @@ def build_ingest_asset(kind: SourceKind):
         valid_rows, reasons, previews = 0, Counter(), []
         for shard_id in context.partition_keys:  # one shard, or a backfill's range of them
             table = normalize_shard(
-                data_root.shard_file(kind, shard_id), on_progress=lambda n: context.log.info(f"{shard_id}: {n} rows read")
+                data_root.shard_file(kind, shard_id),
+                on_progress=lambda n: context.log.info(f"{shard_id}: {n} rows read"),
             )
             write_parquet_atomic(table.valid, root.table_path(NORMALIZED_STAGE, kind, shard_id))
             write_parquet_atomic(table.quarantine, root.table_path(QUARANTINE_STAGE, kind, shard_id))
-            context.log.info(f"{shard_id}: {table.valid.height} valid, {table.quarantine.height} quarantined {table.reason_counts}")
+            context.log.info(
+                f"{shard_id}: {table.valid.height} valid, {table.quarantine.height} quarantined {table.reason_counts}"
+            )
             valid_rows += table.valid.height
             reasons.update(table.reason_counts)
             previews.append((table.valid, table.quarantine))
@@ -77,7 +80,9 @@ def build_ingest_asset(kind: SourceKind):
 
 
 def _preview(frame: pl.DataFrame) -> str:
-    return markdown_table(frame.select([c for c in frame.columns if c not in ("source_meta", "texts", "images")]), rows=8)
+    return markdown_table(
+        frame.select([c for c in frame.columns if c not in ("source_meta", "texts", "images")]), rows=8
+    )
 
 
 INGEST_ASSETS = [build_ingest_asset(kind) for kind in SourceKind]

@@ -38,4 +38,3 @@ GLOBAL_JOB = define_asset_job(
     selection=AssetSelection.groups("caption_analysis"),
     description="Recompute the score analysis (quantiles and histograms) over every shard.",
 )
-

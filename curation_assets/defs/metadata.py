@@ -10,7 +10,10 @@ def markdown_table(frame: pl.DataFrame, rows: int = 8) -> str:
     if frame.is_empty():
         return "_no rows_"
     with pl.Config(
-        tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
-        fmt_str_lengths=60, tbl_rows=rows,
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        fmt_str_lengths=60,
+        tbl_rows=rows,
     ):
         return str(frame.head(rows))

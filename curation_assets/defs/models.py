@@ -11,7 +11,6 @@ from pydantic import Field
 
 from curation_assets.recipe import (
     AestheticsModel,
-    CaptionerModel,
     ClipModel,
     ItmModel,
     NsfwModel,
@@ -156,5 +155,7 @@ def model_resources(recipe: Recipe, **runtime: Any) -> dict[str, ModelResource]:
         "nsfw": NsfwResource(spec=models.nsfw.model_dump(), **common),
         "text_embedding": TextEmbeddingResource(spec=models.text_embedding.model_dump(), **common),
         "captioner": CaptionerResource(spec=models.captioner.model_dump(), **common),
-        "aesthetics": AestheticsResource(spec=models.aesthetics.model_dump(), clip_spec=models.clip.model_dump(), **common),
+        "aesthetics": AestheticsResource(
+            spec=models.aesthetics.model_dump(), clip_spec=models.clip.model_dump(), **common
+        ),
     }

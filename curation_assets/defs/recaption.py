@@ -27,8 +27,14 @@ def recaption_table_spec(recipe: Recipe) -> ShardTable:
     image_rules = resolve(rules_of(spec.image_conditions), quantile=_no_percentiles)
     columns = {spec.band.field_key, *(rule.column for rule in image_rules)}
     if spec.band.field_key not in COLUMN_TABLES:
-        raise ValueError(f"recaption.band.field_key {spec.band.field_key!r} is not a score; known: {sorted(COLUMN_TABLES)}")
-    upstream = ["clip_embeddings", *sorted({COLUMN_TABLES[c] for c in columns}), *([DEDUP] if recipe.dedup.enabled else [])]
+        raise ValueError(
+            f"recaption.band.field_key {spec.band.field_key!r} is not a score; known: {sorted(COLUMN_TABLES)}"
+        )
+    upstream = [
+        "clip_embeddings",
+        *sorted({COLUMN_TABLES[c] for c in columns}),
+        *([DEDUP] if recipe.dedup.enabled else []),
+    ]
 
     def compute(work: ShardWork) -> TableOutput:
         from curation_assets.recaption.decisions import entrants, recaption_table
@@ -37,16 +43,24 @@ def recaption_table_spec(recipe: Recipe) -> ShardTable:
         normalized = work.normalized.select("sample_id", "caption", "image_ref")
         scores = normalized.join(score_columns(work.root, [work.shard_id], columns), on="sample_id", how="left")
         if recipe.dedup.enabled:
-            duplicates = read_parquet(work.root.stage_dir(DEDUP, CAPTION) / "duplicates.parquet").select("sample_id", "duplicate_of")
+            duplicates = read_parquet(work.root.stage_dir(DEDUP, CAPTION) / "duplicates.parquet").select(
+                "sample_id", "duplicate_of"
+            )
             scores = scores.join(duplicates, on="sample_id", how="left")
         entered = entrants(scores, spec, image_rules)
         if spec.band.field_key != "clip_similarity":
-            entered = entered.join(score_columns(work.root, [work.shard_id], {"clip_similarity"}), on="sample_id", how="left")
+            entered = entered.join(
+                score_columns(work.root, [work.shard_id], {"clip_similarity"}), on="sample_id", how="left"
+            )
         captioner, clip = work.resources.captioner, work.resources.clip
         work.log.info(f"{work.shard_id}: {entered.height} of {normalized.height} pairs enter recaptioning")
-        candidates = generate_candidates(work.shard, entered, captioner.model, captioner.generation(), captioner.batch_settings(), work.progress)
+        candidates = generate_candidates(
+            work.shard, entered, captioner.model, captioner.generation(), captioner.batch_settings(), work.progress
+        )
         stored = work.table("clip_embeddings").select("sample_id", "image_embedding")
-        image_embeddings = entered.select("sample_id").join(stored, on="sample_id", how="left")["image_embedding"].to_numpy()
+        image_embeddings = (
+            entered.select("sample_id").join(stored, on="sample_id", how="left")["image_embedding"].to_numpy()
+        )
         similarities = candidate_similarities(clip.model, image_embeddings, candidates, clip.batch_size)
         frame = recaption_table(entered, candidates, similarities, spec.keep_min_score, captioner.identity)
         return TableOutput(frame, f"{captioner.identity} + {clip.identity}", captioner.meaningful and clip.meaningful)
@@ -74,7 +88,10 @@ def build_curated_assets(recipe: Recipe) -> list:
 
     @asset(
         key=stage_key(CAPTION, CURATED),
-        deps=[stage_key(CAPTION, s) for s in (NORMALIZED_STAGE, FILTERED, SELECTED, *([RECAPTIONED] if recaption_on else []))],
+        deps=[
+            stage_key(CAPTION, s)
+            for s in (NORMALIZED_STAGE, FILTERED, SELECTED, *([RECAPTIONED] if recaption_on else []))
+        ],
         partitions_def=SHARD_PARTITIONS[CAPTION],
         backfill_policy=SHARD_BACKFILL_POLICY,
         group_name="caption_curated",
@@ -132,10 +149,16 @@ def build_curated_assets(recipe: Recipe) -> list:
 
 def _curated_pool(root, shard_id: str, selected: pl.DataFrame, recaption_on: bool) -> pl.DataFrame:
     """Selected kept pairs with their caption, plus recaptioned pairs whose new caption was kept."""
-    normalized = read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, shard_id)).select("sample_id", "shard_id", "caption", "image_ref")
+    normalized = read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, shard_id)).select(
+        "sample_id", "shard_id", "caption", "image_ref"
+    )
     rewritten = pl.DataFrame(schema={"sample_id": pl.String, "new_caption": pl.String})
     if recaption_on:
-        rewritten = read_parquet(root.table_path(RECAPTIONED, CAPTION, shard_id)).filter(pl.col("kept")).select("sample_id", "new_caption")
+        rewritten = (
+            read_parquet(root.table_path(RECAPTIONED, CAPTION, shard_id))
+            .filter(pl.col("kept"))
+            .select("sample_id", "new_caption")
+        )
     in_selection = selected.filter(pl.col("shard_id") == shard_id)["sample_id"].implode()
     return (
         normalized.join(rewritten, on="sample_id", how="left")

@@ -22,7 +22,9 @@ def default_data_root() -> str:
 class DataRootResource(ConfigurableResource):
     """The data root (a folder or any fsspec URL such as `s3://bucket/curation`)."""
 
-    url: str = Field(default_factory=default_data_root, description=f"Data root; defaults to ${DATA_ROOT_ENV} or ./data")
+    url: str = Field(
+        default_factory=default_data_root, description=f"Data root; defaults to ${DATA_ROOT_ENV} or ./data"
+    )
     max_image_pixels: int = Field(
         default=DEFAULT_MAX_PIXELS, description="Images with more pixels are quarantined as decompression bombs"
     )

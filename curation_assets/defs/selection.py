@@ -65,7 +65,9 @@ def score_columns(root: DataRoot, shard_ids: list[str], columns: set[str]) -> pl
     for column in sorted(columns):
         tables.setdefault(COLUMN_TABLES[column], []).append(column)
     frames = [
-        pl.concat([read_parquet(root.table_path(table, CAPTION, shard)).select("sample_id", *cols) for shard in shard_ids])
+        pl.concat(
+            [read_parquet(root.table_path(table, CAPTION, shard)).select("sample_id", *cols) for shard in shard_ids]
+        )
         for table, cols in tables.items()
     ]
     wide = frames[0]
@@ -101,7 +103,9 @@ def build_selection_assets(recipe: Recipe) -> list:
         write_bytes_atomic(json.dumps(payload, indent=2).encode(), path)
         table = pl.DataFrame([rule.__dict__ for rule in resolved]) if resolved else pl.DataFrame({"op": []})
         return MaterializeResult(
-            data_version=DataVersion(hashlib.sha256(json.dumps(payload["rules"], sort_keys=True).encode()).hexdigest()[:24]),
+            data_version=DataVersion(
+                hashlib.sha256(json.dumps(payload["rules"], sort_keys=True).encode()).hexdigest()[:24]
+            ),
             metadata={"rules": MetadataValue.md(markdown_table(table, rows=50)), "path": MetadataValue.path(str(path))},
         )
 
@@ -128,7 +132,9 @@ def build_selection_assets(recipe: Recipe) -> list:
         decided = []
         for shard_id in context.partition_keys:  # one shard, or a run's range of them
             base = read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, shard_id)).select("sample_id")
-            scores = base.join(score_columns(root, [shard_id], columns), on="sample_id", how="left") if columns else base
+            scores = (
+                base.join(score_columns(root, [shard_id], columns), on="sample_id", how="left") if columns else base
+            )
             shard_duplicates = duplicates.filter(pl.col("shard_id") == shard_id) if duplicates is not None else None
             decisions = decide(scores, rules, shard_duplicates)
             write_parquet_atomic(decisions, root.table_path(FILTERED, CAPTION, shard_id))
@@ -172,8 +178,12 @@ def build_selection_checks(recipe: Recipe) -> list:
             unexplained = dropped.filter(pl.col("drop_rule").is_null() | pl.col("drop_value").is_null()).height
             same_rows = decisions.height == valid.len() and decisions["sample_id"].sort().equals(valid.sort())
             if not same_rows or unexplained:
-                problems.append(f"{shard_id}: {decisions.height} decisions for {valid.len()} rows, {unexplained} drops without a reason")
-        return AssetCheckResult(passed=not problems, description="; ".join(problems) or "every row decided and explained")
+                problems.append(
+                    f"{shard_id}: {decisions.height} decisions for {valid.len()} rows, {unexplained} drops without a reason"
+                )
+        return AssetCheckResult(
+            passed=not problems, description="; ".join(problems) or "every row decided and explained"
+        )
 
     @asset_check(
         name="kept_fraction_within_bounds",
@@ -182,7 +192,9 @@ def build_selection_checks(recipe: Recipe) -> list:
         description=f"The share of rows kept lies in [{bounds.min}, {bounds.max}] (recipe checks.kept_fraction).",
         blocking=bounds.severity == "error",
     )
-    def kept_fraction_within_bounds(context: AssetCheckExecutionContext, data_root: DataRootResource) -> AssetCheckResult:
+    def kept_fraction_within_bounds(
+        context: AssetCheckExecutionContext, data_root: DataRootResource
+    ) -> AssetCheckResult:
         root = data_root.data_root()
         outside = []
         for shard_id in context.partition_keys:
@@ -193,7 +205,9 @@ def build_selection_checks(recipe: Recipe) -> list:
         return AssetCheckResult(
             passed=not outside,
             severity=AssetCheckSeverity.ERROR if bounds.severity == "error" else AssetCheckSeverity.WARN,
-            description=("kept fraction outside the recipe's bounds: " + ", ".join(outside)) if outside else "within bounds",
+            description=("kept fraction outside the recipe's bounds: " + ", ".join(outside))
+            if outside
+            else "within bounds",
         )
 
     return [every_row_decided, kept_fraction_within_bounds]
@@ -229,35 +243,54 @@ def build_dedup_asset(recipe: Recipe):
         root = data_root.data_root()
         shard_ids = sorted(context.instance.get_dynamic_partitions(SHARD_PARTITIONS[CAPTION].name))
         frame = pl.concat(
-            [read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, s)).select("sample_id", "shard_id", "image_sha256") for s in shard_ids]
+            [
+                read_parquet(root.table_path(NORMALIZED_STAGE, CAPTION, s)).select(
+                    "sample_id", "shard_id", "image_sha256"
+                )
+                for s in shard_ids
+            ]
         )
         for stage in upstream[1:]:
             table = pl.concat([read_parquet(root.table_path(stage, CAPTION, s)) for s in shard_ids])
-            frame = frame.join(table.drop(PROVENANCE_COLUMNS, "text_embedding", strict=False), on="sample_id", how="left")
+            frame = frame.join(
+                table.drop(PROVENANCE_COLUMNS, "text_embedding", strict=False), on="sample_id", how="left"
+            )
         pairs = {"exact": logic.exact_duplicate_pairs(frame)} if spec.image_deduplicator else {}
         if spec.image_deduplicator:
             pairs["phash"] = logic.near_image_pairs(frame["phash"].to_list(), spec.image_deduplicator.max_distance)
         if spec.document_minhash_deduplicator:
             signatures = frame["minhash"].to_numpy()
-            pairs["minhash"] = logic.near_caption_pairs(signatures, spec.document_minhash_deduplicator.jaccard_threshold, signatures.shape[1])
+            pairs["minhash"] = logic.near_caption_pairs(
+                signatures, spec.document_minhash_deduplicator.jaccard_threshold, signatures.shape[1]
+            )
         if spec.semantic_deduplicator:
             semantic = spec.semantic_deduplicator
             embeddings = frame["image_embedding"].to_numpy().astype("float32")
-            pairs["semantic"] = logic.semantic_duplicate_pairs(embeddings, semantic.epsilon, min(semantic.num_clusters, max(1, frame.height // 2)))
-        groups = logic.duplicate_groups(frame.height, pairs, frame["clip_similarity"].to_numpy(), frame["sample_id"].to_list())
+            pairs["semantic"] = logic.semantic_duplicate_pairs(
+                embeddings, semantic.epsilon, min(semantic.num_clusters, max(1, frame.height // 2))
+            )
+        groups = logic.duplicate_groups(
+            frame.height, pairs, frame["clip_similarity"].to_numpy(), frame["sample_id"].to_list()
+        )
         groups = groups.join(frame.select("sample_id", "shard_id"), on="sample_id", how="left")
         write_parquet_atomic(groups, root.stage_dir(DEDUP, CAPTION) / "duplicates.parquet")
         dropped = groups.filter(pl.col("duplicate_of").is_not_null())
         by_method = dropped.group_by("method").len().sort("len", descending=True)
-        context.log.info(f"{groups['group_id'].n_unique() if groups.height else 0} duplicate groups, {dropped.height} samples dropped")
+        context.log.info(
+            f"{groups['group_id'].n_unique() if groups.height else 0} duplicate groups, {dropped.height} samples dropped"
+        )
         return MaterializeResult(
-            data_version=content_version(groups, ["sample_id", "duplicate_of"]) if groups.height else DataVersion("no-duplicates"),
+            data_version=content_version(groups, ["sample_id", "duplicate_of"])
+            if groups.height
+            else DataVersion("no-duplicates"),
             metadata={
                 "samples": frame.height,
                 "duplicate_groups": groups["group_id"].n_unique() if groups.height else 0,
                 "dropped_as_duplicates": dropped.height,
                 "dropped_by_method": MetadataValue.md(markdown_table(by_method)),
-                "examples": MetadataValue.md(markdown_table(dropped.select("sample_id", "duplicate_of", "method", "shard_id"), rows=10)),
+                "examples": MetadataValue.md(
+                    markdown_table(dropped.select("sample_id", "duplicate_of", "method", "shard_id"), rows=10)
+                ),
             },
         )
 
@@ -273,7 +306,9 @@ def build_selected_asset(recipe: Recipe):
     if spec.topk_specified_field_selector:
         field_key = spec.topk_specified_field_selector.field_key
         if field_key not in COLUMN_TABLES:
-            raise ValueError(f"selectors.topk_specified_field_selector.field_key {field_key!r} is not a score; known: {sorted(COLUMN_TABLES)}")
+            raise ValueError(
+                f"selectors.topk_specified_field_selector.field_key {field_key!r} is not a score; known: {sorted(COLUMN_TABLES)}"
+            )
         upstream.append(COLUMN_TABLES[field_key])
     if spec.coreset_selector:
         upstream.append("clip_embeddings")
@@ -306,8 +341,18 @@ def build_selected_asset(recipe: Recipe):
             return kept.select("sample_id").join(values, on="sample_id", how="left")[name].to_numpy().astype("float64")
 
         def embeddings() -> np.ndarray:
-            stored = pl.concat([read_parquet(root.table_path("clip_embeddings", CAPTION, s)).select("sample_id", "image_embedding") for s in shard_ids])
-            return kept.select("sample_id").join(stored, on="sample_id", how="left")["image_embedding"].to_numpy().astype("float32")
+            stored = pl.concat(
+                [
+                    read_parquet(root.table_path("clip_embeddings", CAPTION, s)).select("sample_id", "image_embedding")
+                    for s in shard_ids
+                ]
+            )
+            return (
+                kept.select("sample_id")
+                .join(stored, on="sample_id", how="left")["image_embedding"]
+                .to_numpy()
+                .astype("float32")
+            )
 
         report = select(kept, spec, table_column, embeddings, lambda: load_target_texts(spec.dsir_selector, recipe_dir))
         write_parquet_atomic(report.frame, root.stage_dir(SELECTED, CAPTION) / "selected.parquet")

@@ -1,6 +1,5 @@
 """New-shard sensors: register shard files as partitions, version them by content, request runs."""
 
-
 import json
 
 from dagster import (

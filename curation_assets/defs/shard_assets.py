@@ -5,7 +5,6 @@ read upstream tables, compute, write one table atomically. Runs may cover many s
 groups up to SHARDS_PER_RUN per run), so a model resource is loaded once per run, not per shard.
 """
 
-
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -115,9 +114,13 @@ def build_shard_table_asset(table: ShardTable, recipe: Recipe):
         rows, producers, meaningful, per_shard = 0, set(), True, []
         for index, shard_id in enumerate(shards, start=1):
             started = time.monotonic()
-            work = ShardWork(table.kind, shard_id, data_root.shard_file(table.kind, shard_id), root, context.resources, context.log)
+            work = ShardWork(
+                table.kind, shard_id, data_root.shard_file(table.kind, shard_id), root, context.resources, context.log
+            )
             output = table.compute(work)
-            write_parquet_atomic(with_provenance(output, recipe.models.profile), root.table_path(table.name, table.kind, shard_id))
+            write_parquet_atomic(
+                with_provenance(output, recipe.models.profile), root.table_path(table.name, table.kind, shard_id)
+            )
             rows += output.frame.height
             producers.add(output.producer)
             meaningful &= output.meaningful
@@ -137,4 +140,3 @@ def build_shard_table_asset(table: ShardTable, recipe: Recipe):
         return MaterializeResult(metadata=metadata)
 
     return shard_table_asset
-

@@ -24,7 +24,9 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}
 OUT_OF_DATE = (StaleStatus.STALE, StaleStatus.MISSING)
 
 
-def stale_status(instance: DagsterInstance, defs: Definitions, key: AssetKey, partition: str | None = None) -> StaleStatus:
+def stale_status(
+    instance: DagsterInstance, defs: Definitions, key: AssetKey, partition: str | None = None
+) -> StaleStatus:
     """Dagster's own verdict for one asset partition (internal API, wrapped here in one place)."""
     return _resolver(instance, defs).get_status(key, partition)
 
@@ -85,13 +87,17 @@ def _downstream_of(graph, keys: Iterable[AssetKey]) -> set[AssetKey]:
     return found
 
 
-def _parent_partitions(graph, parent: AssetKey, partition: str | None, parent_partitions: list[str | None]) -> Iterable[str | None]:
+def _parent_partitions(
+    graph, parent: AssetKey, partition: str | None, parent_partitions: list[str | None]
+) -> Iterable[str | None]:
     if graph.get(parent).partitions_def is None:
         return [None]
     return parent_partitions if partition is None else [partition]
 
 
-def run_until_fresh(instance: DagsterInstance, defs: Definitions, log: Callable[[str], None] = print, max_rounds: int = 25) -> list[RunSummary]:
+def run_until_fresh(
+    instance: DagsterInstance, defs: Definitions, log: Callable[[str], None] = print, max_rounds: int = 25
+) -> list[RunSummary]:
     """Run what is out of date until nothing is; returns every run made."""
     graph = defs.resolve_asset_graph()
     job = defs.resolve_implicit_global_asset_job_def()
@@ -112,10 +118,18 @@ def run_until_fresh(instance: DagsterInstance, defs: Definitions, log: Callable[
                 run_config=QUIET_RUN_CONFIG,
                 raise_on_error=False,
             )
-            summary = RunSummary([a.to_user_string() for a in assets], [p for p in partitions if p], time.monotonic() - started)
+            summary = RunSummary(
+                [a.to_user_string() for a in assets], [p for p in partitions if p], time.monotonic() - started
+            )
             runs.append(summary)
-            where = f" x {len(summary.partitions)} shard(s) {summary.partitions[0]}..{summary.partitions[-1]}" if summary.partitions else ""
-            log(f"[{'ok' if outcome.success else 'FAILED'}] {', '.join(summary.assets)}{where} in {summary.seconds:.1f}s")
+            where = (
+                f" x {len(summary.partitions)} shard(s) {summary.partitions[0]}..{summary.partitions[-1]}"
+                if summary.partitions
+                else ""
+            )
+            log(
+                f"[{'ok' if outcome.success else 'FAILED'}] {', '.join(summary.assets)}{where} in {summary.seconds:.1f}s"
+            )
             if not outcome.success:
                 raise RuntimeError(f"run {outcome.run_id} failed; open the UI (`make ui`) -> Runs for its logs")
     raise RuntimeError(f"still out of date after {max_rounds} rounds: {sorted(k.to_user_string() for k in ready)}")

@@ -88,7 +88,9 @@ def fetch_weights(location: str, what: str) -> Path:
     if target.exists():
         return target
     if hub_offline() or not host_reachable(location):
-        raise ModelUnavailable(advice(f"{what}: {location} is not cached at {target} and cannot be downloaded from here"))
+        raise ModelUnavailable(
+            advice(f"{what}: {location} is not cached at {target} and cannot be downloaded from here")
+        )
     import torch.hub
 
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,9 @@ class LoadedCaptioner:
                 output = output[:, echoed.shape[1] :]
         texts = [" ".join(t.split()) for t in self.processor.tokenizer.batch_decode(output, skip_special_tokens=True)]
         if settings.prompt:
-            texts = [t[len(settings.prompt) :].strip() if t.lower().startswith(settings.prompt.lower()) else t for t in texts]
+            texts = [
+                t[len(settings.prompt) :].strip() if t.lower().startswith(settings.prompt.lower()) else t for t in texts
+            ]
         k = settings.num_candidates
         return [texts[i * k : (i + 1) * k] for i in range(len(pixels))]
 
@@ -77,20 +79,57 @@ class LoadedCaptioner:
 def build_smoke_captioner(folder: str | Path) -> Path:
     """A tiny random BLIP captioner (BlipForConditionalGeneration, the class of Salesforce/blip-image-
     captioning-*) with a toy WordPiece vocabulary, saved like any checkpoint folder."""
-    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     folder = Path(folder)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *string.ascii_lowercase, "a", "the", "of", "on", "in"]
-    vocab += ["##" + c for c in string.ascii_lowercase] + ["red", "blue", "green", "circle", "square", "photo", "dog", "cat"]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "[DEC]",
+        *string.ascii_lowercase,
+        "a",
+        "the",
+        "of",
+        "on",
+        "in",
+    ]
+    vocab += ["##" + c for c in string.ascii_lowercase] + [
+        "red",
+        "blue",
+        "green",
+        "circle",
+        "square",
+        "photo",
+        "dog",
+        "cat",
+    ]
     vocab = list(dict.fromkeys(vocab))
     tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, bos_token="[DEC]")
     processor = BlipProcessor(
-        image_processor=BlipImageProcessor(size={"height": SMOKE_IMAGE_SIZE, "width": SMOKE_IMAGE_SIZE}), tokenizer=tokenizer
+        image_processor=BlipImageProcessor(size={"height": SMOKE_IMAGE_SIZE, "width": SMOKE_IMAGE_SIZE}),
+        tokenizer=tokenizer,
     )
     small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
     config = BlipConfig(
-        text_config=dict(vocab_size=len(vocab), encoder_hidden_size=32, max_position_embeddings=64,
-                         pad_token_id=0, bos_token_id=5, sep_token_id=3, eos_token_id=3, **small),
+        text_config=dict(
+            vocab_size=len(vocab),
+            encoder_hidden_size=32,
+            max_position_embeddings=64,
+            pad_token_id=0,
+            bos_token_id=5,
+            sep_token_id=3,
+            eos_token_id=3,
+            **small,
+        ),
         vision_config=dict(image_size=SMOKE_IMAGE_SIZE, patch_size=16, **small),
         projection_dim=32,
     )

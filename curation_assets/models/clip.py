@@ -54,7 +54,11 @@ def load_clip(spec: ClipModel, profile: str, device: str = "auto", half_precisio
     dtype = inference_dtype(target, half_precision)
     precision = "fp16" if dtype == torch.float16 else "fp32"
     if open_clip.get_model_config(spec.model) is None:
-        raise ModelUnavailable(advice(f"open_clip has no architecture {spec.model!r}; known: {', '.join(open_clip.list_models()[:8])}, ..."))
+        raise ModelUnavailable(
+            advice(
+                f"open_clip has no architecture {spec.model!r}; known: {', '.join(open_clip.list_models()[:8])}, ..."
+            )
+        )
     if spec.checkpoint:
         if not Path(spec.checkpoint).expanduser().exists():
             raise ModelUnavailable(advice(f"CLIP checkpoint {spec.checkpoint} does not exist"))
@@ -64,7 +68,9 @@ def load_clip(spec: ClipModel, profile: str, device: str = "auto", half_precisio
         identity = f"open_clip:{spec.model}@{spec.checkpoint}"
     elif profile == "smoke" or spec.pretrained is None:
         torch.manual_seed(SMOKE_SEED)  # same random weights on every machine, so smoke outputs are reproducible
-        model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=None, device=target, precision=precision)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec.model, pretrained=None, device=target, precision=precision
+        )
         identity = f"open_clip:{spec.model}@random-init-seed{SMOKE_SEED}"
     else:
         with hub_access(f"open_clip weights {spec.model}/{spec.pretrained}"):

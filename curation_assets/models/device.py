@@ -9,7 +9,9 @@ def pick_device(requested: str = "auto") -> torch.device:
     if requested != "auto":
         device = torch.device(requested)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {requested!r} was asked for but CUDA is not available here; use device: auto or cpu")
+            raise RuntimeError(
+                f"device {requested!r} was asked for but CUDA is not available here; use device: auto or cpu"
+            )
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

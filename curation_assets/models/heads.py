@@ -15,8 +15,14 @@ from curation_assets.recipe import AestheticsModel
 def _mlp(dim: int) -> nn.Module:
     # The "improved aesthetic predictor" MLP (LAION): 1024-128-64-16-1 with dropout, no activations.
     return nn.Sequential(
-        nn.Linear(dim, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
-        nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1),
+        nn.Linear(dim, 1024),
+        nn.Dropout(0.2),
+        nn.Linear(1024, 128),
+        nn.Dropout(0.2),
+        nn.Linear(128, 64),
+        nn.Dropout(0.1),
+        nn.Linear(64, 16),
+        nn.Linear(16, 1),
     )
 
 

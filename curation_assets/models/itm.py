@@ -56,12 +56,20 @@ def build_smoke_itm(folder: str | Path) -> Path:
     vocab += ["##" + c for c in string.ascii_lowercase + string.digits] + list(".,;:!?'\"-()")
     tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)})
     processor = BlipProcessor(
-        image_processor=BlipImageProcessor(size={"height": SMOKE_IMAGE_SIZE, "width": SMOKE_IMAGE_SIZE}), tokenizer=tokenizer
+        image_processor=BlipImageProcessor(size={"height": SMOKE_IMAGE_SIZE, "width": SMOKE_IMAGE_SIZE}),
+        tokenizer=tokenizer,
     )
     small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
     config = BlipConfig(
-        text_config=dict(vocab_size=len(vocab), encoder_hidden_size=32, max_position_embeddings=64,
-                         pad_token_id=0, bos_token_id=5, sep_token_id=3, **small),
+        text_config=dict(
+            vocab_size=len(vocab),
+            encoder_hidden_size=32,
+            max_position_embeddings=64,
+            pad_token_id=0,
+            bos_token_id=5,
+            sep_token_id=3,
+            **small,
+        ),
         vision_config=dict(image_size=SMOKE_IMAGE_SIZE, patch_size=16, **small),
         projection_dim=32,
         image_text_hidden_size=32,
@@ -72,7 +80,9 @@ def build_smoke_itm(folder: str | Path) -> Path:
     return folder
 
 
-def load_itm(spec: ItmModel, profile: str, device: str = "auto", half_precision: bool = True, smoke_dir: Path | None = None) -> LoadedItm:
+def load_itm(
+    spec: ItmModel, profile: str, device: str = "auto", half_precision: bool = True, smoke_dir: Path | None = None
+) -> LoadedItm:
     global LOAD_COUNT
     from transformers import BlipForImageTextRetrieval, BlipProcessor
 
@@ -83,7 +93,9 @@ def load_itm(spec: ItmModel, profile: str, device: str = "auto", half_precision:
     built_here = profile == "smoke" and not Path(location).exists()
     if built_here:
         # The smoke model is built from config into a folder, then loaded through the same path as real weights.
-        location = str(build_smoke_itm(smoke_dir) if smoke_dir else smoke_folder(f"blip-itm-v{SMOKE_VERSION}", build_smoke_itm))
+        location = str(
+            build_smoke_itm(smoke_dir) if smoke_dir else smoke_folder(f"blip-itm-v{SMOKE_VERSION}", build_smoke_itm)
+        )
     with hub_access(f"BLIP ITM model {spec.model}"):
         processor = BlipProcessor.from_pretrained(location)
         model = BlipForImageTextRetrieval.from_pretrained(location, dtype=dtype)
@@ -99,4 +111,3 @@ def load_itm(spec: ItmModel, profile: str, device: str = "auto", half_precision:
         identity=f"transformers:{spec.model}" + ("@random-init-seed0" if built_here else ""),
         load_seconds=time.monotonic() - started,
     )
-

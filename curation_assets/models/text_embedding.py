@@ -32,7 +32,9 @@ class LoadedTextEmbedder:
     @property
     def dim(self) -> int:
         # sentence-transformers renamed the method; accept both spellings.
-        get_dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        get_dimension = (
+            getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        )
         return int(get_dimension())
 
 

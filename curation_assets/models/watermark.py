@@ -22,7 +22,12 @@ def build_watermark_model(architecture: str) -> nn.Module:
 
     model = timm.create_model(architecture, pretrained=False, num_classes=2)
     model.classifier = nn.Sequential(
-        nn.Linear(model.num_features, 625), nn.ReLU(), nn.Dropout(0.3), nn.Linear(625, 256), nn.ReLU(), nn.Linear(256, 2)
+        nn.Linear(model.num_features, 625),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(625, 256),
+        nn.ReLU(),
+        nn.Linear(256, 2),
     )
     return model
 
@@ -43,7 +48,9 @@ class LoadedWatermark:
         return torch.softmax(logits.float(), dim=-1)[:, 0]
 
 
-def load_watermark(spec: WatermarkModel, profile: str, device: str = "auto", half_precision: bool = True) -> LoadedWatermark:
+def load_watermark(
+    spec: WatermarkModel, profile: str, device: str = "auto", half_precision: bool = True
+) -> LoadedWatermark:
     global LOAD_COUNT
     started = time.monotonic()
     target = pick_device(device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from curation_assets.quarantine import WHOLE_SHARD_KEY, Reason, UnreadableShard
 from curation_assets.readers.base import Outcome, Rejected, ShardFile, Valid, iter_jsonl_lines
 from curation_assets.readers.caption_parquet import count_parquet_rows, read_caption_parquet
 from curation_assets.readers.dj_jsonl import read_dj_jsonl
@@ -16,7 +17,6 @@ from curation_assets.readers.interleaved import read_interleaved_jsonl, read_int
 from curation_assets.readers.llava_json import count_llava_rows, read_llava_json
 from curation_assets.readers.text_docs import read_text_jsonl, read_text_parquet
 from curation_assets.readers.webdataset_tar import count_tar_samples, read_webdataset_tar
-from curation_assets.quarantine import WHOLE_SHARD_KEY, Reason, UnreadableShard
 from curation_assets.sources import SourceKind, shard_format
 
 Reader = Callable[[ShardFile], Iterator[Outcome]]

@@ -127,5 +127,10 @@ def caption_row(
     """A caption pair, checked text first then image, as the canonical caption columns."""
     caption = clean_caption(raw_caption)
     data, stats, image_ref = load_image()
-    columns = {"caption": caption, "image_ref": image_ref, **stats, "source_meta": json.dumps(meta, sort_keys=True, default=str)}
+    columns = {
+        "caption": caption,
+        "image_ref": image_ref,
+        **stats,
+        "source_meta": json.dumps(meta, sort_keys=True, default=str),
+    }
     return Valid(key, columns, [data])

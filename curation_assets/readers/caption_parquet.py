@@ -68,7 +68,9 @@ def _single_image(value: object) -> object:
     `{"bytes": ..., "path": ...}` struct (Hugging Face datasets)."""
     if isinstance(value, list):
         if len(value) != 1:
-            raise Quarantined(Reason.missing_field, f"a caption pair needs exactly one image, this row has {len(value)}")
+            raise Quarantined(
+                Reason.missing_field, f"a caption pair needs exactly one image, this row has {len(value)}"
+            )
         value = value[0]
     if isinstance(value, dict):
         value = value.get("bytes")

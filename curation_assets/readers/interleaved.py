@@ -47,7 +47,9 @@ def _document(key: str, row: dict[str, Any], shard: ShardFile) -> Valid:
         positions = _obelics_positions(row)
         meta_skip = ("texts", "images")
     else:
-        raise Quarantined(Reason.missing_field, f"neither MMC4 `text_list` nor OBELICS `texts`/`images`; has {sorted(row)}")
+        raise Quarantined(
+            Reason.missing_field, f"neither MMC4 `text_list` nor OBELICS `texts`/`images`; has {sorted(row)}"
+        )
 
     texts: list[str | None] = []
     images: list[dict[str, Any] | None] = []
@@ -120,4 +122,3 @@ def _load_image(image: tuple[str, Any], shard: ShardFile, ordinal: int) -> tuple
         return data, stats, f"bytes:{ordinal}"
     except Quarantined as problem:
         raise Quarantined(problem.reason, f"image {ordinal} in reading order: {problem.detail}") from None
-

@@ -49,7 +49,10 @@ def _caption_pair(key: str, row: object, shard: ShardFile):
     answer = next((turn.get("value") for turn in turns if isinstance(turn, dict) and turn.get("from") == "gpt"), None)
     if answer is None:
         raise Quarantined(Reason.missing_field, "no gpt turn in `conversations`")
-    meta = {"id": row.get("id"), "prompt": next((t.get("value") for t in turns if isinstance(t, dict) and t.get("from") == "human"), None)}
+    meta = {
+        "id": row.get("id"),
+        "prompt": next((t.get("value") for t in turns if isinstance(t, dict) and t.get("from") == "human"), None),
+    }
 
     def load_image():
         if "image" not in row:

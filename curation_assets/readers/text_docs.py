@@ -6,7 +6,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from curation_assets.readers.base import Outcome, ShardFile, Valid, guarded, iter_jsonl_lines, parse_json_object, row_key
+from curation_assets.readers.base import (
+    Outcome,
+    ShardFile,
+    Valid,
+    guarded,
+    iter_jsonl_lines,
+    parse_json_object,
+    row_key,
+)
 from curation_assets.readers.caption_parquet import iter_parquet_rows
 from curation_assets.text_checks import clean_document_text
 
@@ -25,4 +33,6 @@ def read_text_parquet(shard: ShardFile) -> Iterator[Outcome]:
 def _document(key: str, row: dict[str, Any]) -> Valid:
     text = clean_document_text(row.get("text"))
     meta = {name: value for name, value in row.items() if name != "text"}
-    return Valid(key, {"text": text, "num_chars": len(text), "source_meta": json.dumps(meta, sort_keys=True, default=str)})
+    return Valid(
+        key, {"text": text, "num_chars": len(text), "source_meta": json.dumps(meta, sort_keys=True, default=str)}
+    )

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from curation_assets.quarantine import WHOLE_SHARD_KEY, Quarantined, Reason
-from curation_assets.readers.base import Outcome, Rejected, ShardFile, caption_row, guarded, image_from_bytes, parse_json_object
+from curation_assets.readers.base import (
+    Outcome,
+    Rejected,
+    ShardFile,
+    caption_row,
+    guarded,
+    image_from_bytes,
+    parse_json_object,
+)
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 TEXT_EXTENSIONS = ("txt", "caption", "text")

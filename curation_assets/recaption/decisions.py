@@ -35,7 +35,9 @@ def best_candidates(candidate_scores: np.ndarray) -> np.ndarray:
     return np.argmax(candidate_scores, axis=1)
 
 
-def keep_new_caption(original_score: np.ndarray, new_score: np.ndarray, keep_min_score: float) -> tuple[np.ndarray, list[str]]:
+def keep_new_caption(
+    original_score: np.ndarray, new_score: np.ndarray, keep_min_score: float
+) -> tuple[np.ndarray, list[str]]:
     """Whether each new caption replaces its original, and why (or why not)."""
     clears = new_score > keep_min_score
     improves = new_score > original_score
@@ -58,7 +60,9 @@ def recaption_table(
     """One row per entrant with full provenance: original and new caption, the candidates and
     their scores, which model wrote them, scores before and after, and the keep decision."""
     best = best_candidates(candidate_scores) if len(candidates) else np.zeros(0, dtype=int)
-    new_scores = candidate_scores[np.arange(len(best)), best].astype(np.float32) if len(best) else np.zeros(0, np.float32)
+    new_scores = (
+        candidate_scores[np.arange(len(best)), best].astype(np.float32) if len(best) else np.zeros(0, np.float32)
+    )
     original_scores = entered[band_column].to_numpy().astype(np.float32)
     kept, reasons = keep_new_caption(original_scores, new_scores, keep_min_score)
     return pl.DataFrame(

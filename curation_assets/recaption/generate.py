@@ -11,13 +11,22 @@ from curation_assets.scoring.image_models import BatchSettings, Progress
 
 
 def generate_candidates(
-    shard: ShardFile, entered: pl.DataFrame, captioner, generation, settings: BatchSettings, progress: Progress | None = None
+    shard: ShardFile,
+    entered: pl.DataFrame,
+    captioner,
+    generation,
+    settings: BatchSettings,
+    progress: Progress | None = None,
 ) -> list[list[str]]:
     """`generation.num_candidates` captions per entrant, in `entered` order."""
     candidates: list[list[str] | None] = [None] * entered.height
     done = 0
     for positions, pixels in image_batches(
-        shard, entered["image_ref"].to_list(), captioner.preprocess, min_side=captioner.image_size, **settings.loader_kwargs()
+        shard,
+        entered["image_ref"].to_list(),
+        captioner.preprocess,
+        min_side=captioner.image_size,
+        **settings.loader_kwargs(),
     ):
         for position, texts in zip(positions, captioner.generate(pixels, generation)):
             candidates[position] = texts
@@ -27,7 +36,9 @@ def generate_candidates(
     return candidates  # type: ignore[return-value]
 
 
-def candidate_similarities(clip, image_embeddings: np.ndarray, candidates: list[list[str]], batch_size: int) -> np.ndarray:
+def candidate_similarities(
+    clip, image_embeddings: np.ndarray, candidates: list[list[str]], batch_size: int
+) -> np.ndarray:
     """(entrants, candidates) CLIP cosine similarity of each candidate with its own image, using the
     stored image embedding: the image encoder does not run again."""
     if not candidates:

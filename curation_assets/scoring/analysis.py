@@ -43,10 +43,7 @@ def score_summary(
         "mean": lambda value: value.mean(),
         "std": lambda value: value.std(),
         "min": lambda value: value.min(),
-        **{
-            quantile_name(q): (lambda value, q=q: value.quantile(q, interpolation="linear"))
-            for q in quantiles
-        },
+        **{quantile_name(q): (lambda value, q=q: value.quantile(q, interpolation="linear")) for q in quantiles},
         "max": lambda value: value.max(),
     }
     # One select for every column and statistic, so polars computes them in a single parallel pass.
@@ -60,9 +57,7 @@ def score_summary(
     schema = {"score": pl.String, "count": pl.Int64, "nulls": pl.Int64} | {
         name: pl.Float64 for name in statistics if name not in ("count", "nulls")
     }
-    rows = [
-        {"score": column} | {name: result[f"{column}\x00{name}"] for name in statistics} for column in columns
-    ]
+    rows = [{"score": column} | {name: result[f"{column}\x00{name}"] for name in statistics} for column in columns]
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -116,8 +111,15 @@ def histogram_png(
             # x in data units, y in axes units: the label (with the value, what a threshold needs)
             # sits at the top of its line, on a white box so the bars do not hide it.
             axes.text(
-                position, 0.97, f"{label} {position:.4g}", rotation=90, va="top", ha="center", fontsize=6,
-                color="#c44e52", transform=axes.get_xaxis_transform(),
+                position,
+                0.97,
+                f"{label} {position:.4g}",
+                rotation=90,
+                va="top",
+                ha="center",
+                fontsize=6,
+                color="#c44e52",
+                transform=axes.get_xaxis_transform(),
                 bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
             )
     buffer = io.BytesIO()

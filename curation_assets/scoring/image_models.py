@@ -35,7 +35,9 @@ def _embedding_column(name: str, vectors: np.ndarray) -> pl.Series:
     return pl.Series(name, vectors.astype(np.float16))
 
 
-def clip_embeddings(shard: ShardFile, table: pl.DataFrame, clip, settings: BatchSettings, progress: Progress | None = None) -> pl.DataFrame:
+def clip_embeddings(
+    shard: ShardFile, table: pl.DataFrame, clip, settings: BatchSettings, progress: Progress | None = None
+) -> pl.DataFrame:
     """L2-normalised CLIP image and caption embeddings, float16: computed once, read by every
     embedding-based score (similarity, aesthetics, dedup, coreset, eval)."""
     rows = table.height
@@ -51,8 +53,12 @@ def clip_embeddings(shard: ShardFile, table: pl.DataFrame, clip, settings: Batch
     captions = table["caption"].to_list()
     texts = np.zeros((rows, clip.embed_dim), dtype=np.float16)
     for start in range(0, rows, settings.batch_size):
-        texts[start : start + settings.batch_size] = clip.encode_texts(captions[start : start + settings.batch_size]).cpu().numpy()
-    return table.select("sample_id").with_columns(_embedding_column("image_embedding", images), _embedding_column("text_embedding", texts))
+        texts[start : start + settings.batch_size] = (
+            clip.encode_texts(captions[start : start + settings.batch_size]).cpu().numpy()
+        )
+    return table.select("sample_id").with_columns(
+        _embedding_column("image_embedding", images), _embedding_column("text_embedding", texts)
+    )
 
 
 def per_image_scores(
@@ -67,7 +73,9 @@ def per_image_scores(
     """One float per row of `table`: `score(batch, positions)` on decoded, transformed images."""
     scores = np.full(table.height, np.nan, dtype=np.float32)
     done = 0
-    for positions, batch in image_batches(shard, table["image_ref"].to_list(), transform, min_side=min_side, **settings.loader_kwargs()):
+    for positions, batch in image_batches(
+        shard, table["image_ref"].to_list(), transform, min_side=min_side, **settings.loader_kwargs()
+    ):
         scores[positions] = score(batch, positions)
         done += len(positions)
         if progress:
@@ -75,7 +83,9 @@ def per_image_scores(
     return scores
 
 
-def itm_probabilities(shard: ShardFile, table: pl.DataFrame, itm, settings: BatchSettings, progress: Progress | None = None) -> np.ndarray:
+def itm_probabilities(
+    shard: ShardFile, table: pl.DataFrame, itm, settings: BatchSettings, progress: Progress | None = None
+) -> np.ndarray:
     captions = table["caption"].to_list()
 
     def score(pixels, positions):
@@ -84,14 +94,18 @@ def itm_probabilities(shard: ShardFile, table: pl.DataFrame, itm, settings: Batc
     return per_image_scores(shard, table, itm.preprocess, score, settings, itm.image_size, progress)
 
 
-def watermark_probabilities(shard: ShardFile, table: pl.DataFrame, detector, settings: BatchSettings, progress: Progress | None = None) -> np.ndarray:
+def watermark_probabilities(
+    shard: ShardFile, table: pl.DataFrame, detector, settings: BatchSettings, progress: Progress | None = None
+) -> np.ndarray:
     def score(pixels, _positions):
         return detector.score(pixels).cpu().numpy()
 
     return per_image_scores(shard, table, detector.preprocess, score, settings, detector.image_size, progress)
 
 
-def nsfw_probabilities(shard: ShardFile, table: pl.DataFrame, classifier, settings: BatchSettings, progress: Progress | None = None) -> np.ndarray:
+def nsfw_probabilities(
+    shard: ShardFile, table: pl.DataFrame, classifier, settings: BatchSettings, progress: Progress | None = None
+) -> np.ndarray:
     from curation_assets.models.nsfw import nsfw_preprocess
 
     def score(batch, _positions):

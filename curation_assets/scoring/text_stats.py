@@ -128,9 +128,11 @@ def _stats_of_slice(cleaned: pl.Series, word_ngram: int, char_ngram: int) -> pl.
 
 def _word_repetition(texts: pl.LazyFrame, n: int) -> pl.LazyFrame:
     """Rows that have at least one word n-gram: row, word_repetition_ratio."""
-    words = texts.select(
-        "row", word=pl.col("text").str.to_lowercase().str.extract_all(_WORD)
-    ).explode("word").drop_nulls("word")
+    words = (
+        texts.select("row", word=pl.col("text").str.to_lowercase().str.extract_all(_WORD))
+        .explode("word")
+        .drop_nulls("word")
+    )
     # Words of a row are contiguous after the explode, so the n-gram starting at a word is valid
     # exactly when the word n-1 places later still belongs to the same row.
     grams = words.select(
@@ -151,12 +153,16 @@ def _word_repetition(texts: pl.LazyFrame, n: int) -> pl.LazyFrame:
 
 def _char_repetition(texts: pl.LazyFrame, n: int) -> pl.LazyFrame:
     """Rows that have at least one character n-gram: row, char_repetition_ratio."""
-    starts = texts.select(
-        "row",
-        "text",
-        # len_chars is unsigned: subtracting in it would wrap around for texts shorter than n.
-        start=pl.int_ranges(0, (pl.col("text").str.len_chars().cast(pl.Int64) - n + 1).clip(lower_bound=0)),
-    ).explode("start").drop_nulls("start")
+    starts = (
+        texts.select(
+            "row",
+            "text",
+            # len_chars is unsigned: subtracting in it would wrap around for texts shorter than n.
+            start=pl.int_ranges(0, (pl.col("text").str.len_chars().cast(pl.Int64) - n + 1).clip(lower_bound=0)),
+        )
+        .explode("start")
+        .drop_nulls("start")
+    )
     counts = (
         starts.select("row", gram=pl.col("text").str.slice(pl.col("start"), n))
         .group_by("row", "gram")

@@ -388,5 +388,8 @@ def _method_labels(n: int, pairs_by_method: Mapping[str, Pairs]) -> pl.Series:
         bits[np.asarray(i, dtype=np.int64)] |= 1 << bit
         bits[np.asarray(j, dtype=np.int64)] |= 1 << bit
     combinations, which = np.unique(bits, return_inverse=True)
-    names = [",".join(name for bit, name in enumerate(methods) if combination >> bit & 1) for combination in combinations.tolist()]
+    names = [
+        ",".join(name for bit, name in enumerate(methods) if combination >> bit & 1)
+        for combination in combinations.tolist()
+    ]
     return pl.Series("method", names, dtype=pl.String).gather(which.ravel())

@@ -60,7 +60,11 @@ def dsir_select(
     kl_before = _kl(p_target, np.exp(log_p_raw))
     kl_after = _kl(p_target, _bucket_distribution(raw_counts[indices]))
     return DsirResult(
-        indices=indices, log_weights=log_weights, kl_before=kl_before, kl_after=kl_after, kl_reduction=kl_before - kl_after
+        indices=indices,
+        log_weights=log_weights,
+        kl_before=kl_before,
+        kl_after=kl_after,
+        kl_reduction=kl_before - kl_after,
     )
 
 

@@ -18,7 +18,17 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$", re.IGNORECASE)
-SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 Bound = float | str  # a number, or "pNN" for a percentile over all shards
 
@@ -214,7 +224,10 @@ class ImageShapeFilter(FilterOp):
         return self
 
     def rules(self, name: str) -> list[Rule]:
-        return [Rule(name, "width", self.min_width, self.max_width), Rule(name, "height", self.min_height, self.max_height)]
+        return [
+            Rule(name, "width", self.min_width, self.max_width),
+            Rule(name, "height", self.min_height, self.max_height),
+        ]
 
 
 class ImageSizeFilter(FilterOp):
@@ -351,7 +364,9 @@ def resolve(rules: Sequence[Rule], quantile: Callable[[str, float], float]) -> l
     ]
 
 
-def decide(scores: pl.DataFrame, rules: Sequence[ResolvedRule], duplicate_of: pl.DataFrame | None = None) -> pl.DataFrame:
+def decide(
+    scores: pl.DataFrame, rules: Sequence[ResolvedRule], duplicate_of: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """One row per sample: kept, and for drops the first failing rule and the value that failed it.
 
     `scores` has `sample_id` and every column a rule reads; `duplicate_of` (sample_id, duplicate_of,
@@ -364,11 +379,20 @@ def decide(scores: pl.DataFrame, rules: Sequence[ResolvedRule], duplicate_of: pl
         checks.append((rule.op, fail, pl.format("{}={}", pl.lit(rule.column), pl.col(rule.column).cast(pl.String))))
     if duplicate_of is not None:
         frame = frame.join(duplicate_of.select("sample_id", "duplicate_of", "method"), on="sample_id", how="left")
-        checks.append(("dedup", pl.col("duplicate_of").is_not_null(),
-                       pl.format("{} duplicate of {}", pl.col("method"), pl.col("duplicate_of"))))
+        checks.append(
+            (
+                "dedup",
+                pl.col("duplicate_of").is_not_null(),
+                pl.format("{} duplicate of {}", pl.col("method"), pl.col("duplicate_of")),
+            )
+        )
     if not checks:
-        return frame.select("sample_id", pl.lit(True).alias("kept"), pl.lit(None, pl.String).alias("drop_rule"),
-                            pl.lit(None, pl.String).alias("drop_value"))
+        return frame.select(
+            "sample_id",
+            pl.lit(True).alias("kept"),
+            pl.lit(None, pl.String).alias("drop_rule"),
+            pl.lit(None, pl.String).alias("drop_value"),
+        )
     drop_rule = pl.coalesce([pl.when(fail).then(pl.lit(name)) for name, fail, _ in checks])
     drop_value = pl.coalesce([pl.when(fail).then(value.fill_null("missing")) for _, fail, value in checks])
     return frame.select(

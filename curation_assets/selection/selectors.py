@@ -33,7 +33,9 @@ def topk_indices(values: np.ndarray, spec: TopkSpecifiedFieldSelector) -> np.nda
 def load_target_texts(spec: DsirSelector, recipe_dir: Path) -> list[str]:
     path = Path(spec.target) if Path(spec.target).is_absolute() else recipe_dir / spec.target
     if not path.exists():
-        raise FileNotFoundError(f"DSIR target {path} does not exist (selectors.dsir_selector.target, relative to the recipe)")
+        raise FileNotFoundError(
+            f"DSIR target {path} does not exist (selectors.dsir_selector.target, relative to the recipe)"
+        )
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     if path.suffix == ".jsonl":
         return [json.loads(line)["text"] for line in lines]
@@ -65,20 +67,37 @@ def select(
 
     if spec.topk_specified_field_selector and len(alive):
         values = column(spec.topk_specified_field_selector.field_key)[alive]
-        narrow(topk_indices(np.nan_to_num(values, nan=-np.inf if spec.topk_specified_field_selector.reverse else np.inf),
-                            spec.topk_specified_field_selector), "topk_specified_field_selector")
+        narrow(
+            topk_indices(
+                np.nan_to_num(values, nan=-np.inf if spec.topk_specified_field_selector.reverse else np.inf),
+                spec.topk_specified_field_selector,
+            ),
+            "topk_specified_field_selector",
+        )
     if spec.coreset_selector and len(alive):
         coreset: CoresetSelector = spec.coreset_selector
-        chosen = coreset_select(embeddings()[alive], fraction=coreset.fraction, num_clusters=min(coreset.num_clusters, len(alive)))
+        chosen = coreset_select(
+            embeddings()[alive], fraction=coreset.fraction, num_clusters=min(coreset.num_clusters, len(alive))
+        )
         narrow(chosen, "coreset_selector")
     if spec.dsir_selector and len(alive):
         dsir = spec.dsir_selector
         texts = pool["caption"].to_list()
-        result = dsir_select([texts[i] for i in alive], target_texts(), round(dsir.fraction * len(alive)), num_buckets=dsir.num_buckets)
-        notes.update({"dsir_kl_before": result.kl_before, "dsir_kl_after": result.kl_after, "dsir_kl_reduction": result.kl_reduction})
+        result = dsir_select(
+            [texts[i] for i in alive], target_texts(), round(dsir.fraction * len(alive)), num_buckets=dsir.num_buckets
+        )
+        notes.update(
+            {
+                "dsir_kl_before": result.kl_before,
+                "dsir_kl_after": result.kl_after,
+                "dsir_kl_reduction": result.kl_reduction,
+            }
+        )
         narrow(result.indices, "dsir_selector")
 
-    frame = pool.select("sample_id", "shard_id").with_columns(
-        pl.Series("dropped_by", dropped_by.tolist(), dtype=pl.String)
-    ).with_columns(pl.col("dropped_by").is_null().alias("selected"))
+    frame = (
+        pool.select("sample_id", "shard_id")
+        .with_columns(pl.Series("dropped_by", dropped_by.tolist(), dtype=pl.String))
+        .with_columns(pl.col("dropped_by").is_null().alias("selected"))
+    )
     return SelectionReport(frame.select("sample_id", "shard_id", "selected", "dropped_by"), notes)
