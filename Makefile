@@ -13,7 +13,7 @@ export CURATION_RECIPE ?= $(CURDIR)/curation_assets/recipes/smoke.yaml
 export HF_HUB_OFFLINE ?= 1
 export DAGSTER_DISABLE_TELEMETRY := yes
 
-.PHONY: env demo test ui bench clean-demo
+.PHONY: env demo lint format test snapshot ui bench clean-demo
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,21 @@ demo: env $(DAGSTER_HOME)/dagster.yaml
 	else echo "data/raw already holds shards: using them (make clean-demo to start over)"; fi
 	$(BIN)/python -m curation_assets.local_run
 
-test: env
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: env
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Lint first: CI runs exactly this, so style is enforced where tests are.
+test: lint
 	$(BIN)/python -m pytest -n 2 -p no:logging
+
+# Rewrite the reviewed snapshot of every asset spec after an intended change to the graph.
+snapshot: env
+	$(BIN)/python -m curation_assets_tests.spec_snapshot --update
 
 ui: env $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
@@ -45,3 +58,10 @@ bench: env
 clean-demo:
 	rm -rf $(CURATION_DATA_ROOT)/raw $(CURATION_DATA_ROOT)/caption $(CURATION_DATA_ROOT)/interleaved \
 		$(CURATION_DATA_ROOT)/text $(CURATION_DATA_ROOT)/demo_manifest.json $(DAGSTER_HOME)
+
+# Fuzz the shard readers: FUZZ_CASES generated and damaged shards per format (8 formats), a new
+# seed each run (FUZZ_SEED=n repeats one). Prints cases, crashes and rows lost; fails unless all 0.
+FUZZ_CASES ?= 500
+.PHONY: fuzz
+fuzz: env
+	$(BIN)/python -m curation_assets_tests.fuzz --cases $(FUZZ_CASES) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))

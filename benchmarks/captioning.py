@@ -13,17 +13,18 @@ import torch
 from upath import UPath
 
 from benchmarks.corpus import photo_like_jpeg, write_caption_shard
-from curation_assets.models.captioner import GenerationSettings, LoadedCaptioner, load_captioner
+from curation_assets.models.captioner import LoadedCaptioner, load_captioner
 from curation_assets.normalize import normalize_shard
 from curation_assets.readers import ShardFile
 from curation_assets.recaption.generate import generate_candidates
+from curation_assets.recipe import CaptionerModel
 from curation_assets.scoring.image_batches import open_rgb
 from curation_assets.scoring.image_models import BatchSettings
 from curation_assets.sources import SourceKind
 
 BATCH_SIZE = 16
 NUM_WORKERS = 2
-SETTINGS = GenerationSettings(max_new_tokens=20, num_beams=3, num_candidates=3)
+SETTINGS = CaptionerModel(max_new_tokens=20, num_beams=3, num_candidates=3)
 
 
 def _blip_base_sized(folder: Path) -> Path:
@@ -70,10 +71,16 @@ def run() -> dict[str, dict]:
             images = [photo_like_jpeg(rng) for _ in range(rows)]
             path = write_caption_shard(root / "raw" / "caption", "webdataset_tar", rows, images, name=f"{name}.tar")
             model = location or str(_blip_base_sized(root / "models"))
-            captioner = load_captioner(model, profile, device="cpu")
+            captioner = load_captioner(CaptionerModel(model=model), profile, device="cpu")
             raw, end_to_end = _rates(captioner, ShardFile(SourceKind.caption, UPath(path), UPath(root)), images)
-            common = {"images": rows, "batch_size": BATCH_SIZE, "num_workers": NUM_WORKERS, "candidates": SETTINGS.num_candidates,
-                      "max_new_tokens": SETTINGS.max_new_tokens, "device": "cpu"}  # fmt: skip
+            common = {
+                "images": rows,
+                "batch_size": BATCH_SIZE,
+                "num_workers": NUM_WORKERS,
+                "candidates": SETTINGS.num_candidates,
+                "max_new_tokens": SETTINGS.max_new_tokens,
+                "device": "cpu",
+            }
             figures[f"captioning_{name}_raw_generate_images_per_s"] = {
                 "value": round(raw, 2),
                 "unit": "images/s",

@@ -44,7 +44,7 @@ def _time_ingest(root: Path, kind: SourceKind, path: Path, repeats: int = 2) -> 
 def throughput(work: Path, images: list[bytes]) -> dict[str, dict]:
     figures: dict[str, dict] = {}
     shards: list[tuple[str, SourceKind, Path]] = []
-    for index, kind in enumerate(SourceKind):
+    for kind in SourceKind:
         (work / "raw" / kind.value).mkdir(parents=True, exist_ok=True)
     caption_dir = work / "raw" / "caption"
     for fmt in CAPTION_FORMATS:

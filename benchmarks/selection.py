@@ -37,8 +37,8 @@ from curation_assets.selection.dedup import (
     band_plan,
     duplicate_groups,
     exact_duplicate_pairs,
-    near_caption_pairs,
     near_image_pairs,
+    near_text_pairs,
     semantic_duplicate_pairs,
 )
 
@@ -79,7 +79,7 @@ def synthetic_phashes(rng, n):
     values = rng.integers(0, 2**64, size=n, dtype=np.uint64)
     copies, sources = planted_copies(rng, n, 0.01)
     flipped = values[sources].copy()
-    for step in range(PHASH_MAX_DISTANCE):
+    for _ in range(PHASH_MAX_DISTANCE):
         # Each step flips one random bit in a random half of the copies: 0-6 bits in all (a repeat
         # of a bit can undo a flip, which only makes the copy closer).
         bits = rng.integers(0, 64, size=len(copies)).astype(np.uint64)
@@ -142,7 +142,7 @@ def measure(n: int, seed: int = 0) -> dict:
     del phashes
 
     signatures, copies, sources = synthetic_minhashes(rng, n)
-    pairs["minhash"], report["minhash_seconds"] = timed(near_caption_pairs, signatures, MINHASH_THRESHOLD, NUM_PERM)
+    pairs["minhash"], report["minhash_seconds"] = timed(near_text_pairs, signatures, MINHASH_THRESHOLD)
     report["minhash_found"], report["minhash_planted"] = planted_found(pairs["minhash"], copies, sources), len(copies)
     report["minhash_pairs"] = len(pairs["minhash"][0])
     del signatures

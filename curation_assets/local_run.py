@@ -16,12 +16,13 @@ import time
 import pyarrow.parquet as pq
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
-from curation_assets.defs.names import NORMALIZED_STAGE, QUARANTINE_STAGE
+from curation_assets import registry
 from curation_assets.defs.resources import DATA_ROOT_ENV
 from curation_assets.defs.sensors import NEW_SHARD_SENSORS
 from curation_assets.defs.stale_runner import QUIET_RUN_CONFIG, run_until_fresh
 from curation_assets.sources import SourceKind
-from curation_assets.storage import DataRoot
+from curation_assets.table_spec import TableSpec
+from curation_assets.table_store import TableStore
 
 
 def apply_sensor_result(instance: DagsterInstance, result: SensorResult) -> None:
@@ -56,9 +57,8 @@ def run_sensors_and_requests(instance: DagsterInstance, defs, log=print) -> dict
                 run_config=QUIET_RUN_CONFIG,
             )
             status = "ok" if outcome.success else "FAILED"
-            log(
-                f"[{job.name}] {index}/{len(result.run_requests)} {request.partition_key}: {status} in {time.monotonic() - started:.1f}s"
-            )
+            seconds = time.monotonic() - started
+            log(f"[{job.name}] {index}/{len(result.run_requests)} {request.partition_key}: {status} in {seconds:.1f}s")
             if not outcome.success:
                 raise RuntimeError(
                     f"run {outcome.run_id} for shard {request.partition_key} failed; see `make ui` -> Runs"
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = run_sensors_and_requests(instance, defs)
         stale_runs = run_until_fresh(instance, defs)
     print(f"\ningested {sum(runs.values())} new or changed shards; {len(stale_runs)} runs brought the rest up to date")
-    print(summarize_outputs(DataRoot(os.environ.get(DATA_ROOT_ENV, "data"))))
+    print(summarize_outputs(TableStore(os.environ.get(DATA_ROOT_ENV, "data"))))
     print(
         "\nOpen the UI on this instance with `make ui`, then http://127.0.0.1:3000 "
         "(Assets -> caption -> score_analysis for the histograms; sensors new_*_shards pick up new files)."
@@ -90,41 +90,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def summarize_outputs(root: DataRoot) -> str:
+def summarize_outputs(store: TableStore) -> str:
     """Rows kept and quarantined per kind, read back from the tables on disk, and where they are."""
-    lines = [f"\noutputs under {root.root}:"]
+    lines = [f"\noutputs under {store.root.root}:"]
     for kind in SourceKind:
-        valid = _total_rows(root, NORMALIZED_STAGE, kind)
-        quarantined = _total_rows(root, QUARANTINE_STAGE, kind)
+        normalized, quarantine = registry.NORMALIZED[kind], registry.QUARANTINE[kind]
         lines.append(
-            f"  {kind.value:<12} {valid:>6} valid rows in {root.stage_dir(NORMALIZED_STAGE, kind)}/  "
-            f"{quarantined:>4} quarantined in {root.stage_dir(QUARANTINE_STAGE, kind)}/"
+            f"  {kind.value:<12} {_total_rows(store, normalized):>6} valid rows in {store.folder(normalized)}/  "
+            f"{_total_rows(store, quarantine):>4} quarantined in {store.folder(quarantine)}/"
         )
-    pipeline = [("scored", "clip_similarity"), ("decided", "filtered"), ("curated", "curated")]
-    counts = ", ".join(f"{_total_rows(root, stage, SourceKind.caption)} {label}" for label, stage in pipeline)
-    kept = _count_where(root.stage_dir("filtered", SourceKind.caption), "kept")
-    rewritten = _count_where(root.stage_dir("recaptioned", SourceKind.caption), "kept")
+    pipeline = [("scored", registry.CLIP_SIMILARITY), ("decided", registry.FILTERED), ("curated", registry.CURATED)]
+    counts = ", ".join(f"{_total_rows(store, spec)} {label}" for label, spec in pipeline)
+    kept = _count_where(store, registry.FILTERED, "kept")
+    rewritten = _count_where(store, registry.RECAPTIONED, "kept")
     lines.append(f"  caption pairs: {counts}; {kept} kept by the filters, {rewritten} recaptioned and kept")
-    lines.append(f"  curated caption pool: {root.stage_dir('curated', SourceKind.caption)}/")
-    lines.append(f"  score quantiles: {root.stage_dir('score_analysis', SourceKind.caption)}/summary.parquet")
+    lines.append(f"  curated caption pool: {store.folder(registry.CURATED)}/")
+    lines.append(f"  score quantiles: {store.path(registry.SCORE_ANALYSIS)}")
     return "\n".join(lines)
 
 
-def _count_where(folder, column: str) -> int:
-    if not folder.exists():
-        return 0
+def _shard_tables(store: TableStore, spec: TableSpec):
+    folder = store.folder(spec)
+    return [path for path in folder.iterdir() if path.suffix == ".parquet"] if folder.exists() else []
+
+
+def _count_where(store: TableStore, spec: TableSpec, column: str) -> int:
     return sum(
-        int(pq.read_table(path.path, columns=[column])[column].to_numpy().sum())
-        for path in folder.iterdir()
-        if path.suffix == ".parquet"
+        int(pq.read_table(path.path, columns=[column])[column].to_numpy().sum()) for path in _shard_tables(store, spec)
     )
 
 
-def _total_rows(root: DataRoot, stage: str, kind: SourceKind) -> int:
-    folder = root.stage_dir(stage, kind)
-    if not folder.exists():
-        return 0
-    return sum(pq.ParquetFile(path.path).metadata.num_rows for path in folder.iterdir() if path.suffix == ".parquet")
+def _total_rows(store: TableStore, spec: TableSpec) -> int:
+    return sum(pq.ParquetFile(path.path).metadata.num_rows for path in _shard_tables(store, spec))
 
 
 if __name__ == "__main__":

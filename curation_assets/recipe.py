@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from curation_assets.selection.filters import FilterStep
+from curation_assets.selection.filters import FilterStep, is_percentile, rules_of
 
 RECIPE_ENV = "CURATION_RECIPE"
+# The weights value that asks for a random head (smoke profile only).
+SMOKE_WEIGHTS = "smoke"
 PACKAGED_RECIPES = Path(__file__).with_name("recipes")
 DEFAULT_RECIPE = PACKAGED_RECIPES / "default.yaml"
 
@@ -140,6 +142,7 @@ class TopkSpecifiedFieldSelector(RecipeSection):
 
     field_key: str
     top_ratio: float | None = Field(default=None, gt=0.0, le=1.0)
+    _known_score = field_validator("field_key")(classmethod(lambda cls, value: caption_score(value)))
     topk: int | None = Field(default=None, ge=1)
     reverse: bool = Field(default=True, description="true: highest first")
 
@@ -191,10 +194,22 @@ class Checks(RecipeSection):
     kept_fraction: KeptFraction = KeptFraction()
 
 
+def caption_score(field_key: str) -> str:
+    """A recipe field naming a caption score must name one the registry declares."""
+    from curation_assets import registry
+
+    known = registry.column_tables(registry.CAPTION)
+    if field_key not in known:
+        raise ValueError(f"{field_key!r} is not a caption score; known: {', '.join(sorted(known))}")
+    return field_key
+
+
 class ScoreBand(RecipeSection):
     field_key: str = "clip_similarity"
     min: float = 0.01
     max: float = 0.28
+
+    _known_score = field_validator("field_key")(classmethod(lambda cls, value: caption_score(value)))
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -215,6 +230,16 @@ class Recaption(RecipeSection):
     )
     skip_duplicates: bool = Field(default=True, description="do not recaption samples dedup dropped")
     keep_min_score: float = Field(default=0.28, ge=-1.0, le=1.0)
+
+    @field_validator("image_conditions")
+    @classmethod
+    def _numbers_only(cls, steps: list[FilterStep]) -> list[FilterStep]:
+        # Recaptioning runs per shard, before anything global: a percentile would make each shard's
+        # GPU work depend on every other shard.
+        for rule in rules_of(steps):
+            if is_percentile(rule.lower) or is_percentile(rule.upper):
+                raise ValueError(f"image condition bounds must be numbers, not percentiles ({rule.op})")
+        return steps
 
 
 class Curated(RecipeSection):
@@ -239,10 +264,67 @@ class Recipe(RecipeSection):
             value = getattr(value, part)
         return value
 
-    def fingerprint(self, *sections: str) -> str:
-        """A short hash of just these sections (dotted paths such as `models.clip`)."""
-        payload = {name: _plain(self.section(name)) for name in sorted(sections)}
+    @property
+    def directory(self) -> Path:
+        """Where relative paths in the recipe start from: the recipe's folder."""
+        return Path(self.source).parent if self.source != "<defaults>" else Path.cwd()
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.directory / path
+
+    def fingerprint(self, *sections: str, files: tuple[str, ...] = ()) -> str:
+        """A short hash of just these sections (dotted paths such as `models.clip`), and of the
+        contents of the files named by the dotted fields in `files` (unset ones are skipped)."""
+        payload: dict[str, Any] = {name: _plain(self.section(name)) for name in sorted(sections)}
+        for name in sorted(files):
+            location = self._optional(name)
+            if location is not None:
+                payload[f"file:{name}"] = _file_digest(self.resolve_path(location), name)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    def _optional(self, dotted: str) -> Any:
+        value: Any = self
+        for part in dotted.split("."):
+            value = getattr(value, part, None)
+            if value is None:
+                return None
+        return value
+
+    def view(self, sections: tuple[str, ...]) -> RecipeView:
+        return RecipeView(self, sections)
+
+
+class RecipeView:
+    """The parts of a recipe a table declared it reads; reading any other part is an error, so a
+    computation cannot depend on a section its code version does not hash."""
+
+    def __init__(self, recipe: Recipe, sections: tuple[str, ...], prefix: str = ""):
+        self._recipe, self._sections, self._prefix = recipe, sections, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        dotted = f"{self._prefix}{name}"
+        if any(dotted == s or dotted.startswith(f"{s}.") for s in self._sections):
+            return self._recipe.section(dotted)
+        if any(s.startswith(f"{dotted}.") for s in self._sections):
+            return RecipeView(self._recipe, self._sections, f"{dotted}.")
+        raise AttributeError(
+            f"recipe section {dotted!r} is not among the sections this table declares ({', '.join(self._sections)}); "
+            "add it to the table's recipe_sections in registry.py so its code version follows it"
+        )
+
+    @property
+    def directory(self) -> Path:
+        return self._recipe.directory
+
+    def resolve_path(self, value: str) -> Path:
+        return self._recipe.resolve_path(value)
+
+
+def _file_digest(path: Path, field: str) -> str:
+    if not path.is_file():
+        raise RecipeError(f"{field} names {path}, which is not a file (paths are relative to the recipe)")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _plain(value: Any) -> Any:
@@ -271,9 +353,42 @@ def load_recipe(path: str | os.PathLike | None = None) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(data).__name__}")
     try:
-        return Recipe.model_validate({**data, "source": str(path)})
+        recipe = Recipe.model_validate({**data, "source": str(path)})
     except ValidationError as error:
         raise RecipeError(_describe(error, path, node)) from None
+    problems = random_weight_problems(recipe.models)
+    if problems:
+        lines = [f"{path}: {len(problems)} model(s) would load random weights under profile: pretrained:"]
+        for location, message in problems:
+            line = _line_of(node, location)
+            lines.append(f"  {f'line {line}' if line else 'top level'}: {'.'.join(location)}: {message}")
+        raise RecipeError("\n".join(lines))
+    return recipe
+
+
+def random_weight_problems(models: Models) -> list[tuple[list[str], str]]:
+    """Settings that give a model random weights. They belong to the smoke profile only: under
+    `pretrained`, every score is labelled meaningful, so a random model must be refused up front."""
+    if models.profile != "pretrained":
+        return []
+    problems = []
+    if models.clip.pretrained is None and models.clip.checkpoint is None:
+        problems.append(
+            (
+                ["models", "clip", "pretrained"],
+                "null gives a random CLIP; name a pretrained tag (e.g. laion2b_s34b_b79k) or a checkpoint path, "
+                "or use profile: smoke",
+            )
+        )
+    for name in ("aesthetics", "watermark"):
+        if getattr(models, name).weights == SMOKE_WEIGHTS:
+            problems.append(
+                (
+                    ["models", name, "weights"],
+                    f"'{SMOKE_WEIGHTS}' gives random weights; name a weights URL or file, or use profile: smoke",
+                )
+            )
+    return problems
 
 
 def _describe(error: ValidationError, path: Path, root: yaml.Node | None) -> str:

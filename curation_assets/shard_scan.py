@@ -23,10 +23,6 @@ class ShardChange:
     content_hash: str
     previous_hash: str | None  # None: a shard never seen before
 
-    @property
-    def is_new(self) -> bool:
-        return self.previous_hash is None
-
 
 @dataclass
 class ScanResult:

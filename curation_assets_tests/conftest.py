@@ -1,30 +1,21 @@
+"""Fixtures: the demo corpus, a Dagster instance, and a settled pipeline to copy. Shared helpers live in
+helpers.py."""
+
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-from upath import UPath
 
 from curation_assets.demo.generate import generate_demo_data
-from curation_assets.readers import ShardFile
-from curation_assets.sources import SourceKind
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# Every shard the demo generator writes, as `<kind>/<file>`.
-DEMO_SHARDS = (
-    "caption/wds-00000.tar",
-    "caption/wds-00001.tar",
-    "caption/wds-00002.tar",
-    "caption/img2dataset-00000.parquet",
-    "caption/dj-bytes-00000.parquet",
-    "caption/dj-00000.jsonl",
-    "caption/llava-00000.json",
-    "interleaved/mmc4-00000.jsonl",
-    "interleaved/obelics-00000.parquet",
-    "text/web-00000.jsonl",
-    "text/web-00001.parquet",
+from curation_assets_tests.helpers import (  # noqa: F401 - DEMO_SHARDS, require_shared, shard_file: re-exported until every test imports helpers
+    DEMO_SHARDS,
+    FAST_MODELS,
+    keep_only,
+    require_shared,
+    shard_file,
+    smoke_recipe,
 )
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -57,38 +48,6 @@ def instance(tmp_path):
 @pytest.fixture(scope="session")
 def demo_manifest(demo_template) -> dict:
     return json.loads((demo_template / "demo_manifest.json").read_text())
-
-
-def shard_file(root: Path, kind: str, name: str, **options) -> ShardFile:
-    upath = UPath(root)
-    return ShardFile(SourceKind(kind), upath / "raw" / kind / name, upath, **options)
-
-
-def require_shared(folder: str) -> Path:
-    path = SHARED_DATA / folder
-    if not path.exists():
-        pytest.skip(f"real third-party data {path} is absent (it lives beside the repo, in ../shared/data)")
-    return path
-
-
-# A small caption corpus taken all the way through the pipeline once per test session; tests that
-# start from a settled pipeline get a private copy of its data root and Dagster instance.
-SETTLED_SHARDS = ("wds-00000.tar", "wds-00001.tar", "llava-00000.json")
-FAST_MODELS = {"num_workers": 0, "batch_size": 16}
-
-
-def smoke_recipe():
-    from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
-
-    return load_recipe(PACKAGED_RECIPES / "smoke.yaml")
-
-
-def keep_only(root: Path, shards=SETTLED_SHARDS) -> Path:
-    for kind in ("caption", "interleaved", "text"):
-        for path in (root / "raw" / kind).iterdir():
-            if path.is_file() and path.name not in shards:
-                path.unlink()
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,10 @@ import pytest
 from dagster import AssetMaterialization, SensorResult, SkipReason, build_sensor_context
 
 from curation_assets.definitions import build_definitions
-from curation_assets.defs.names import normalized_key, quarantine_key
 from curation_assets.local_run import apply_sensor_result, run_sensors_and_requests
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot, content_hash
+from curation_assets_tests.helpers import key, read_table
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
@@ -90,17 +90,16 @@ def test_ingest_writes_tables_and_editing_one_shard_stales_only_its_downstream(
     runs = ingest_everything(instance, defs)
     assert sum(runs.values()) == len(demo_manifest)
 
-    root = DataRoot(demo_root)
     for shard, expected in demo_manifest.items():
         kind, name = shard.split("/")
-        assert pl.read_parquet(root.table_path("normalized", SourceKind(kind), name).path).height == expected["valid"]
-        assert pl.read_parquet(root.table_path("quarantine", SourceKind(kind), name).path).height == sum(
+        assert read_table(demo_root, "normalized", name, SourceKind(kind)).height == expected["valid"]
+        assert read_table(demo_root, "quarantine", name, SourceKind(kind)).height == sum(
             expected["quarantine"].values()
         )
 
     caption_shards = instance.get_dynamic_partitions("caption_shards")
     for shard in caption_shards:
-        assert stale_status(instance, defs, normalized_key(CAPTION), shard) == StaleStatus.FRESH
+        assert stale_status(instance, defs, key("normalized"), shard) == StaleStatus.FRESH
 
     # Touch one shard, edit another; only the edited one's tables go stale.
     os.utime(demo_root / "raw" / "caption" / "wds-00001.tar", (1_000_000_000, 1_000_000_000))
@@ -112,9 +111,9 @@ def test_ingest_writes_tables_and_editing_one_shard_stales_only_its_downstream(
 
     for shard in caption_shards:
         want = StaleStatus.STALE if shard == "dj-00000.jsonl" else StaleStatus.FRESH
-        assert stale_status(instance, defs, normalized_key(CAPTION), shard) == want, shard
-        assert stale_status(instance, defs, quarantine_key(CAPTION), shard) == want, shard
-    assert stale_status(instance, defs, normalized_key(TEXT), "web-00000.jsonl") == StaleStatus.FRESH
+        assert stale_status(instance, defs, key("normalized"), shard) == want, shard
+        assert stale_status(instance, defs, key("quarantine"), shard) == want, shard
+    assert stale_status(instance, defs, key("normalized", TEXT), "web-00000.jsonl") == StaleStatus.FRESH
 
 
 def ingest_one(instance, defs, kind, shard):

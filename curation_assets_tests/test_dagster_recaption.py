@@ -2,21 +2,19 @@
 
 import polars as pl
 
+from curation_assets import registry
 from curation_assets.definitions import build_definitions
-from curation_assets.defs.names import stage_key
+from curation_assets.defs import models as model_resources
 from curation_assets.defs.stale_runner import StaleStatus, run_until_fresh, stale_status
-from curation_assets.models import captioner as captioner_module
 from curation_assets.sources import SourceKind
-from curation_assets.storage import DataRoot
-from curation_assets_tests.conftest import FAST_MODELS, SETTLED_SHARDS, smoke_recipe
+from curation_assets_tests.helpers import FAST_MODELS, SETTLED_SHARDS, key, read_table, smoke_recipe
 
 CAPTION = SourceKind.caption
-SCORE_TABLES = ["clip_embeddings", "clip_similarity", "aesthetics", "itm", "watermark", "nsfw", "image_stats",
-                "text_stats", "image_phash", "caption_minhash", "caption_embedding"]  # fmt: skip
+SCORE_TABLES = [spec.name for spec in registry.CAPTION_SCORE_TABLES]
 
 
 def read(root, stage, shard):
-    return pl.read_parquet(DataRoot(root).table_path(stage, CAPTION, shard).path)
+    return read_table(root, stage, shard)
 
 
 def ran(runs):
@@ -40,7 +38,7 @@ def test_recaptioned_rows_and_the_curated_pool_account_for_every_pair(settled):
         best = recaptioned["candidate_scores"].list.max()
         assert (best - recaptioned["score_after"]).abs().max() < 1e-6  # the chosen caption is the best-scoring one
         pool = read(root, "curated", shard)
-        selected = pl.read_parquet(DataRoot(root).stage_dir("selected", CAPTION).path + "/selected.parquet")
+        selected = read_table(root, "selected")
         expected = set(selected.filter(pl.col("selected") & (pl.col("shard_id") == shard))["sample_id"]) | set(
             recaptioned.filter(pl.col("kept"))["sample_id"]
         )
@@ -62,9 +60,9 @@ def test_changing_the_band_reruns_recaptioning_but_no_scoring(settled):
     )
     edited = build_definitions(str(root), narrower, **FAST_MODELS)
     for shard in SETTLED_SHARDS:
-        assert stale_status(instance, edited, stage_key(CAPTION, "recaptioned"), shard) == StaleStatus.STALE
+        assert stale_status(instance, edited, key("recaptioned"), shard) == StaleStatus.STALE
         for table in SCORE_TABLES:
-            assert stale_status(instance, edited, stage_key(CAPTION, table), shard) == StaleStatus.FRESH, table
+            assert stale_status(instance, edited, key(table), shard) == StaleStatus.FRESH, table
     runs = run_until_fresh(instance, edited, log=lambda _: None)
     assert ran(runs) <= {"caption/recaptioned", "caption/curated", "caption/curated_manifest"}
     assert "caption/recaptioned" in ran(runs)
@@ -80,13 +78,13 @@ def test_changing_the_captioner_reruns_only_recaptioning_and_what_follows(settle
             )
         }
     )
-    loads = captioner_module.LOAD_COUNT
+    loads = model_resources.LOADS["captioner"]
     runs = run_until_fresh(instance, build_definitions(str(root), longer, **FAST_MODELS), log=lambda _: None)
     assert ran(runs) <= {"caption/recaptioned", "caption/curated", "caption/curated_manifest"}
     assert "caption/recaptioned" in ran(runs)
     recaption_runs = [run for run in runs if "caption/recaptioned" in run.assets]
     assert len(recaption_runs) == 1 and len(recaption_runs[0].partitions) == len(SETTLED_SHARDS)  # one run, all shards
-    assert captioner_module.LOAD_COUNT - loads <= 1  # loaded once for the run (or reused in this process)
+    assert model_resources.LOADS["captioner"] - loads <= 1  # loaded once for the run (or reused in this process)
 
 
 def test_curated_repeat_is_a_mix_weight_that_reruns_only_the_manifest(settled):
@@ -95,6 +93,6 @@ def test_curated_repeat_is_a_mix_weight_that_reruns_only_the_manifest(settled):
     twice = recipe.model_copy(update={"curated": recipe.curated.model_copy(update={"repeat": 2})})
     runs = run_until_fresh(instance, build_definitions(str(root), twice, **FAST_MODELS), log=lambda _: None)
     assert ran(runs) == {"caption/curated_manifest"}
-    manifest = pl.read_parquet(DataRoot(root).stage_dir("curated_manifest", CAPTION).path + "/manifest.parquet")
+    manifest = read_table(root, "curated_manifest")
     assert (manifest["repeat"] == 2).all()
     assert manifest.height == sum(read(root, "curated", shard).height for shard in SETTLED_SHARDS)

@@ -3,24 +3,19 @@
 import polars as pl
 import pytest
 
+from curation_assets import registry
 from curation_assets.definitions import build_definitions
 from curation_assets.defs import models as model_resources
-from curation_assets.defs.names import stage_key
 from curation_assets.defs.stale_runner import RANGE_END_TAG, RANGE_START_TAG
 from curation_assets.local_run import run_sensors_and_requests
-from curation_assets.models import clip, itm, watermark
 from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
 from curation_assets.sources import SourceKind
-from curation_assets.storage import DataRoot
-from curation_assets_tests.conftest import SETTLED_SHARDS, smoke_recipe
+from curation_assets_tests.helpers import SETTLED_SHARDS, key, read_table, smoke_recipe
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
 KEEP = ("wds-00000.tar", "dj-00000.jsonl", "llava-00000.json")
-PER_SHARD_TABLES = [
-    "clip_embeddings", "clip_similarity", "aesthetics", "itm", "watermark", "nsfw",
-    "image_stats", "text_stats", "image_phash", "caption_minhash", "caption_embedding",
-]  # fmt: skip
+PER_SHARD_TABLES = [spec.name for spec in registry.CAPTION_SCORE_TABLES]
 FAST = {"num_workers": 0, "batch_size": 16}
 
 
@@ -51,7 +46,7 @@ def score_all_in_one_run(instance, defs):
 
 
 def load_counts():
-    return clip.LOAD_COUNT, itm.LOAD_COUNT, watermark.LOAD_COUNT
+    return tuple(model_resources.LOADS[name] for name in ("clip", "itm", "watermark"))
 
 
 def test_ingest_loads_no_model_and_one_scoring_run_loads_each_model_once(instance, caption_root, smoke):
@@ -68,22 +63,21 @@ def test_ingest_loads_no_model_and_one_scoring_run_loads_each_model_once(instanc
     assert len(checks) == len(PER_SHARD_TABLES)
     assert all(check.passed for check in checks), [c.description for c in checks if not c.passed]
 
-    root = DataRoot(caption_root)
     for shard in KEEP:
-        valid_ids = pl.read_parquet(root.table_path("normalized", CAPTION, shard).path)["sample_id"]
+        valid_ids = read_table(caption_root, "normalized", shard)["sample_id"]
         for table in PER_SHARD_TABLES:
-            frame = pl.read_parquet(root.table_path(table, CAPTION, shard).path)
+            frame = read_table(caption_root, table, shard)
             assert frame["sample_id"].to_list() == valid_ids.to_list(), (table, shard)
             assert frame["produced_by"].n_unique() == 1
-    embeddings = pl.read_parquet(root.table_path("clip_embeddings", CAPTION, "wds-00000.tar").path)
+    embeddings = read_table(caption_root, "clip_embeddings", "wds-00000.tar")
     assert embeddings["produced_by"][0] == "open_clip:smoke-ViT-tiny@random-init-seed0"
     assert not embeddings["scores_meaningful"].any()  # smoke scores say they mean nothing
     assert (embeddings["model_profile"] == "smoke").all()
-    nsfw = pl.read_parquet(root.table_path("nsfw", CAPTION, "wds-00000.tar").path)
+    nsfw = read_table(caption_root, "nsfw", "wds-00000.tar")
     assert nsfw["scores_meaningful"].all()  # the shipped NSFW model is real in every profile
 
     events = {event.asset_key: event for event in result.get_asset_materialization_events()}
-    metadata = events[stage_key(CAPTION, "itm")].materialization.metadata
+    metadata = events[key("itm")].materialization.metadata
     assert "carry no meaning" in metadata["warning"].value
     assert metadata["shards_in_run"].value == len(KEEP)
 
@@ -91,19 +85,17 @@ def test_ingest_loads_no_model_and_one_scoring_run_loads_each_model_once(instanc
 def test_score_analysis_shows_quantiles_and_histograms(settled):
     caption_root, instance = settled
 
-    record = instance.get_latest_materialization_event(stage_key(CAPTION, "score_analysis"))
+    record = instance.get_latest_materialization_event(key("score_analysis"))
     metadata = record.asset_materialization.metadata
     assert "| clip_similarity" in metadata["quantiles"].value
     assert metadata["histograms"].value.count("data:image/png;base64,") >= 10
-    summary = pl.read_parquet(DataRoot(caption_root).stage_dir("score_analysis", CAPTION).path + "/summary.parquet")
-    valid_rows = sum(
-        pl.read_parquet(DataRoot(caption_root).table_path("normalized", CAPTION, s).path).height for s in SETTLED_SHARDS
-    )
+    summary = read_table(caption_root, "score_analysis")
+    valid_rows = sum(read_table(caption_root, "normalized", s).height for s in SETTLED_SHARDS)
     assert summary.filter(pl.col("score") == "clip_similarity")["count"].item() == valid_rows
 
 
 def statuses(instance, defs, shard):
-    return {table: stale_status(instance, defs, stage_key(CAPTION, table), shard) for table in PER_SHARD_TABLES}
+    return {table: stale_status(instance, defs, key(table), shard) for table in PER_SHARD_TABLES}
 
 
 @pytest.mark.parametrize(
@@ -162,8 +154,8 @@ def test_automation_scores_a_new_shard_alone_and_ignores_an_unchanged_reingest(i
     run_sensors_and_requests(instance, defs, log=lambda _: None)
     after_new = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after_reingest.cursor)
     for table in PER_SHARD_TABLES:  # tables computed from embeddings ride in the same run, after them
-        assert after_new.get_requested_partitions(stage_key(CAPTION, table)) == {"wds-00009.tar"}, table
-    assert after_new.get_requested_partitions(stage_key(CAPTION, "score_analysis")) == set()
+        assert after_new.get_requested_partitions(key(table)) == {"wds-00009.tar"}, table
+    assert after_new.get_requested_partitions(key("score_analysis")) == set()
 
     # Once the new shard is scored, the next tick refreshes the global assets over all shards, and only them.
     defs.resolve_job_def("score_caption_shards").execute_in_process(instance=instance, partition_key="wds-00009.tar")

@@ -5,18 +5,16 @@ import pytest
 import torch
 from dagster import AssetCheckSeverity
 
+from curation_assets import registry
 from curation_assets.definitions import build_definitions
-from curation_assets.defs.names import stage_key
 from curation_assets.defs.stale_runner import StaleStatus, run_until_fresh, stale_status
 from curation_assets.models.clip import load_clip
 from curation_assets.sources import SourceKind
-from curation_assets.storage import DataRoot
-from curation_assets_tests.conftest import FAST_MODELS, SETTLED_SHARDS, smoke_recipe
+from curation_assets_tests.helpers import FAST_MODELS, SETTLED_SHARDS, key, read_shards, read_table, smoke_recipe
 
 CAPTION = SourceKind.caption
 KEEP = SETTLED_SHARDS
-SCORE_TABLES = ["clip_embeddings", "clip_similarity", "aesthetics", "itm", "watermark", "nsfw", "image_stats",
-                "text_stats", "image_phash", "caption_minhash", "caption_embedding"]  # fmt: skip
+SCORE_TABLES = [spec.name for spec in registry.CAPTION_SCORE_TABLES]
 FAST = FAST_MODELS
 # The cheap deciding assets; everything else is a model or a score.
 DECISIONS = {
@@ -46,12 +44,11 @@ def test_pipeline_settles_and_every_duplicate_image_but_one_is_dropped(settled, 
     defs = build_definitions(str(caption_root), smoke, **FAST)
     assert run_until_fresh(instance, defs, log=lambda _: None) == []  # nothing left out of date
 
-    root = DataRoot(caption_root)
-    normalized = pl.concat([pl.read_parquet(root.table_path("normalized", CAPTION, s).path) for s in KEEP])
-    decisions = pl.concat([pl.read_parquet(root.table_path("filtered", CAPTION, s).path) for s in KEEP])
+    normalized = read_shards(caption_root, "normalized", KEEP)
+    decisions = read_shards(caption_root, "filtered", KEEP)
     assert decisions.height == normalized.height
     # Identical image bytes anywhere in the corpus: exactly one survives dedup (it may still fail a threshold).
-    duplicates = pl.read_parquet(root.stage_dir("dedup", CAPTION).path + "/duplicates.parquet")
+    duplicates = read_table(caption_root, "dedup")
     copies = normalized.join(decisions, on="sample_id").join(duplicates, on="sample_id", how="left")
     copies = copies.filter(pl.col("image_sha256").is_duplicated())
     assert copies.height >= 4
@@ -67,23 +64,19 @@ def test_pipeline_settles_and_every_duplicate_image_but_one_is_dropped(settled, 
 
 def test_a_threshold_edit_reruns_only_thresholds_and_filters(settled, smoke):
     caption_root, instance = settled
-    defs = build_definitions(str(caption_root), smoke, **FAST)
-
     stricter = with_filters(smoke, [{"image_text_similarity_filter": {"min_score": "p60"}}])
     edited = build_definitions(str(caption_root), stricter, **FAST)
     for shard in KEEP:
         for table in SCORE_TABLES:
-            assert stale_status(instance, edited, stage_key(CAPTION, table), shard) == StaleStatus.FRESH, table
-        assert stale_status(instance, edited, stage_key(CAPTION, "filtered"), shard) == StaleStatus.STALE
-    assert stale_status(instance, edited, stage_key(CAPTION, "selection_thresholds")) == StaleStatus.STALE
-    assert stale_status(instance, edited, stage_key(CAPTION, "dedup")) == StaleStatus.FRESH
+            assert stale_status(instance, edited, key(table), shard) == StaleStatus.FRESH, table
+        assert stale_status(instance, edited, key("filtered"), shard) == StaleStatus.STALE
+    assert stale_status(instance, edited, key("selection_thresholds")) == StaleStatus.STALE
+    assert stale_status(instance, edited, key("dedup")) == StaleStatus.FRESH
 
     runs = run_until_fresh(instance, edited, log=lambda _: None)
     # The filter, and the decisions after it where its output changed; no score, embedding or caption.
     assert {"caption/selection_thresholds", "caption/filtered"} <= assets_run(runs) <= DECISIONS
-    decisions = pl.concat(
-        [pl.read_parquet(DataRoot(caption_root).table_path("filtered", CAPTION, s).path) for s in KEEP]
-    )
+    decisions = read_shards(caption_root, "filtered", KEEP)
     similarity_drops = decisions.filter(pl.col("drop_rule") == "image_text_similarity_filter").height
     assert 0.5 < similarity_drops / decisions.height < 0.7  # p60 drops about 60%, minus dedup overlap
 
@@ -92,10 +85,10 @@ def test_an_unchanged_rerun_of_the_thresholds_leaves_filters_fresh(settled, smok
     caption_root, instance = settled
     defs = build_definitions(str(caption_root), smoke, **FAST)
     defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=[stage_key(CAPTION, "selection_thresholds")]
+        instance=instance, asset_selection=[key("selection_thresholds")]
     )
     for shard in KEEP:  # same resolved thresholds -> same data version -> nothing to redo
-        assert stale_status(instance, defs, stage_key(CAPTION, "filtered"), shard) == StaleStatus.FRESH
+        assert stale_status(instance, defs, key("filtered"), shard) == StaleStatus.FRESH
 
 
 def test_switching_the_clip_model_reruns_embeddings_and_what_reads_them_only(settled, smoke, tmp_path):
@@ -123,7 +116,7 @@ def test_kept_fraction_outside_the_recipe_bounds_warns(settled, smoke):
     strict = smoke.model_copy(update={"checks": type(smoke.checks).model_validate({"kept_fraction": {"min": 0.99}})})
     defs = build_definitions(str(caption_root), strict, **FAST)
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=[stage_key(CAPTION, "filtered")], partition_key="wds-00000.tar"
+        instance=instance, asset_selection=[key("filtered")], partition_key="wds-00000.tar"
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evaluations["every_row_decided"].passed
@@ -148,9 +141,9 @@ def test_adding_selectors_reruns_only_the_selection(settled, smoke, tmp_path):
     )
     runs = run_until_fresh(instance, build_definitions(str(caption_root), with_selectors, **FAST), log=lambda _: None)
     assert assets_run(runs) == {"caption/selected", "caption/curated", "caption/curated_manifest"}
-    selected = pl.read_parquet(DataRoot(caption_root).stage_dir("selected", CAPTION).path + "/selected.parquet")
-    kept = pl.concat([pl.read_parquet(DataRoot(caption_root).table_path("filtered", CAPTION, s).path) for s in KEEP])
+    selected = read_table(caption_root, "selected")
+    kept = read_shards(caption_root, "filtered", KEEP)
     assert selected.height == kept["kept"].sum()
     assert 0 < selected["selected"].sum() <= round(round(round(selected.height * 0.8) * 0.5) * 0.5) + 1
-    record = instance.get_latest_materialization_event(stage_key(CAPTION, "selected"))
+    record = instance.get_latest_materialization_event(key("selected"))
     assert record.asset_materialization.metadata["dsir_kl_reduction"].value > 0

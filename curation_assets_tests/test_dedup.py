@@ -7,17 +7,17 @@ import pytest
 from datasketch import MinHashLSH
 from PIL import Image
 
-from curation_assets.scoring.hashes import caption_minhash, lean_minhashes, phash_of_bytes
+from curation_assets.scoring.hashes import lean_minhashes, phash_of_bytes, text_minhash
 from curation_assets.selection.dedup import (
     band_plan,
     duplicate_groups,
     exact_duplicate_pairs,
-    near_caption_pairs,
     near_image_pairs,
+    near_text_pairs,
     normalized_pairs,
     semantic_duplicate_pairs,
 )
-from curation_assets_tests.conftest import require_shared
+from curation_assets_tests.helpers import require_shared
 
 
 def as_set(pairs) -> set[tuple[int, int]]:
@@ -114,7 +114,7 @@ def test_minhash_caption_near_duplicates_found_and_unrelated_not():
         "",
         "",
     ]
-    pairs = as_set(near_caption_pairs(caption_minhash(captions, num_perm=128), 0.7, 128))
+    pairs = as_set(near_text_pairs(text_minhash(captions), 0.7))
     assert pairs == {(0, 1), (4, 5)}
 
 
@@ -137,7 +137,7 @@ def test_minhash_banding_finds_what_datasketch_lsh_finds():
         if other != row and np.mean(signatures[row] == signatures[other]) >= threshold
     }
     assert expected  # the example has near duplicates to find
-    assert as_set(near_caption_pairs(signatures, threshold, 128)) == expected
+    assert as_set(near_text_pairs(signatures, threshold)) == expected
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:

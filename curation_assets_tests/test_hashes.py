@@ -13,15 +13,17 @@ from PIL import Image
 
 from curation_assets.scoring.hashes import (
     MINHASH_SCHEME,
-    caption_minhash,
-    caption_shingles,
+    MinhashParams,
     hamming,
     lean_minhashes,
     minhash_jaccard,
     phash_hex,
     phash_of_bytes,
+    text_minhash,
+    text_shingles,
 )
-from curation_assets_tests.conftest import require_shared
+from curation_assets.selection.dedup import near_text_pairs
+from curation_assets_tests.helpers import require_shared
 
 
 def textured_image(seed: int, width: int = 320, height: int = 240) -> Image.Image:
@@ -99,57 +101,65 @@ UNRELATED = "portrait of a young woman reading a book in a quiet library"
 
 
 def test_shingles_ignore_case_and_punctuation():
-    assert caption_shingles("A Dog, running!") == caption_shingles("a dog running")
-    assert caption_shingles("cat") == {b"cat"}
-    assert caption_shingles("  ...  ") == set()
+    assert text_shingles("A Dog, running!") == text_shingles("a dog running")
+    assert text_shingles("cat") == {b"cat"}
+    assert text_shingles("  ...  ") == set()
 
 
 def test_captions_one_word_apart_are_close_and_unrelated_ones_far():
-    near_a, near_b, unrelated = caption_minhash([NEAR_A, NEAR_B, UNRELATED])
+    near_a, near_b, unrelated = text_minhash([NEAR_A, NEAR_B, UNRELATED])
     assert minhash_jaccard(near_a, near_b) > 0.7
     assert minhash_jaccard(near_a, unrelated) < 0.2
     assert minhash_jaccard(near_a, near_a) == 1.0
 
 
 def test_estimate_tracks_the_exact_jaccard():
-    a, b = caption_shingles(NEAR_A), caption_shingles(NEAR_B)
+    a, b = text_shingles(NEAR_A), text_shingles(NEAR_B)
     exact = len(a & b) / len(a | b)
-    signatures = caption_minhash([NEAR_A, NEAR_B], num_perm=256)
+    signatures = text_minhash([NEAR_A, NEAR_B], MinhashParams(num_perm=256))
     assert minhash_jaccard(*signatures) == pytest.approx(exact, abs=0.1)
 
 
+def test_one_parameter_object_drives_signing_and_lsh():
+    """Signatures of other parameters are refused by the LSH, naming what to re-sign."""
+    signatures = text_minhash([NEAR_A, NEAR_B], MinhashParams(num_perm=64))
+    with pytest.raises(ValueError, match="re-sign"):
+        near_text_pairs(signatures, 0.7)  # default parameters: 128 permutations
+    assert near_text_pairs(signatures, 0.5, MinhashParams(num_perm=64))[0].tolist() == [0]
+
+
 def test_signatures_are_deterministic_and_shaped():
-    first = caption_minhash([NEAR_A, UNRELATED], num_perm=64)
-    second = caption_minhash([UNRELATED, NEAR_A], num_perm=64)
+    first = text_minhash([NEAR_A, UNRELATED], MinhashParams(num_perm=64))
+    second = text_minhash([UNRELATED, NEAR_A], MinhashParams(num_perm=64))
     assert first.shape == (2, 64)
     assert first.dtype == np.uint32
     np.testing.assert_array_equal(first[0], second[1])
-    assert not np.array_equal(caption_minhash([NEAR_A], seed=2)[0], caption_minhash([NEAR_A])[0])
+    assert not np.array_equal(text_minhash([NEAR_A], MinhashParams(seed=2))[0], text_minhash([NEAR_A])[0])
 
 
 def test_signatures_equal_plain_datasketch_minhash():
     """The hash cache is only a speed-up: results are what MinHash computes by itself."""
     texts = [NEAR_A, UNRELATED, "x"]
     expected = [
-        MinHash.bulk([sorted(caption_shingles(text))], num_perm=32, seed=1, scheme=MINHASH_SCHEME)[0].hashvalues
+        MinHash.bulk([sorted(text_shingles(text))], num_perm=32, seed=1, scheme=MINHASH_SCHEME)[0].hashvalues
         for text in texts
     ]
-    np.testing.assert_array_equal(caption_minhash(texts, num_perm=32), np.stack(expected))
+    np.testing.assert_array_equal(text_minhash(texts, MinhashParams(num_perm=32)), np.stack(expected))
 
 
 def test_empty_captions_match_only_each_other():
-    empty, also_empty, word = caption_minhash(["", "!!", "dog"], num_perm=32)
+    empty, also_empty, word = text_minhash(["", "!!", "dog"], MinhashParams(num_perm=32))
     assert minhash_jaccard(empty, also_empty) == 1.0
     assert minhash_jaccard(empty, word) == 0.0
 
 
 def test_empty_input():
-    assert caption_minhash([], num_perm=16).shape == (0, 16)
+    assert text_minhash([], MinhashParams(num_perm=16)).shape == (0, 16)
 
 
 @pytest.mark.parametrize("dtype", [pl.UInt64, pl.UInt32])
 def test_signatures_round_trip_through_a_polars_array_column(tmp_path, dtype):
-    signatures = caption_minhash([NEAR_A, NEAR_B, ""], num_perm=128)
+    signatures = text_minhash([NEAR_A, NEAR_B, ""], MinhashParams(num_perm=128))
     frame = pl.DataFrame({"caption_minhash": pl.Series(signatures, dtype=pl.Array(dtype, 128))})
     frame.write_parquet(tmp_path / "hashes.parquet")
     back = pl.read_parquet(tmp_path / "hashes.parquet")["caption_minhash"].to_numpy()
@@ -159,7 +169,7 @@ def test_signatures_round_trip_through_a_polars_array_column(tmp_path, dtype):
 
 
 def test_stored_signatures_feed_a_datasketch_lsh_index():
-    signatures = caption_minhash([NEAR_A, UNRELATED, NEAR_B])
+    signatures = text_minhash([NEAR_A, UNRELATED, NEAR_B])
     index = MinHashLSH(threshold=0.5, num_perm=128)
     near_a, unrelated, near_b = lean_minhashes(signatures)
     index.insert("near_a", near_a)
@@ -194,7 +204,7 @@ def test_real_captions_of_different_images_are_mostly_far():
     _, pairs = coco_pairs()
     captions = [caption for pair in pairs for caption in pair["captions"]]
     image_of = [index for index, pair in enumerate(pairs) for _ in pair["captions"]]
-    signatures = caption_minhash(captions)
+    signatures = text_minhash(captions)
     across = [
         minhash_jaccard(signatures[i], signatures[j])
         for i, j in itertools.combinations(range(len(captions)), 2)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from curation_assets.models.captioner import GenerationSettings, build_smoke_captioner, load_captioner
+from curation_assets.models.captioner import build_smoke_captioner, generate_kwargs, load_captioner
 from curation_assets.recaption.decisions import best_candidates, entrants, keep_new_caption, recaption_table
-from curation_assets.recipe import Recaption
+from curation_assets.recipe import CaptionerModel, Recaption
 from curation_assets.selection.filters import resolve, rules_of
 
 SCORES = pl.DataFrame(
@@ -71,21 +71,22 @@ def test_recaption_table_keeps_full_provenance():
 
 def test_smoke_captioner_saved_to_disk_loads_by_path_and_generates_candidates(tmp_path):
     folder = build_smoke_captioner(tmp_path / "captioner")
-    captioner = load_captioner(str(folder), "pretrained", device="cpu")  # as a user with local weights would
-    assert captioner.identity == f"transformers:{folder}"
+    # As a user with local weights would: real (if tiny) weights from a folder, so not random.
+    captioner = load_captioner(CaptionerModel(model=str(folder)), "pretrained", device="cpu")
+    assert captioner.identity == f"transformers:{folder}" and not captioner.random_init
     pixels = torch.stack(
         [captioner.preprocess(Image.new("RGB", (50, 40), colour)) for colour in ((200, 0, 0), (0, 0, 200))]
     )
-    beams = captioner.generate(pixels, GenerationSettings(max_new_tokens=6, num_beams=3, num_candidates=3))
+    beams = captioner.generate(pixels, CaptionerModel(max_new_tokens=6, num_beams=3, num_candidates=3))
     assert [len(row) for row in beams] == [3, 3] and all(isinstance(text, str) for row in beams for text in row)
     sampled = captioner.generate(
-        pixels, GenerationSettings(prompt="a photo of", max_new_tokens=6, do_sample=True, num_candidates=2)
+        pixels, CaptionerModel(prompt="a photo of", max_new_tokens=6, do_sample=True, num_candidates=2)
     )
     assert [len(row) for row in sampled] == [2, 2]
     assert not any(text.startswith("a photo of") for row in sampled for text in row)  # the prompt is not echoed back
 
 
 def test_generation_settings_map_to_generate_arguments():
-    assert GenerationSettings(num_beams=2, num_candidates=4).generate_kwargs()["num_beams"] == 4  # beams >= candidates
-    sampling = GenerationSettings(do_sample=True, temperature=0.7, num_candidates=5).generate_kwargs()
+    assert generate_kwargs(CaptionerModel(num_beams=2, num_candidates=4))["num_beams"] == 4  # beams >= candidates
+    sampling = generate_kwargs(CaptionerModel(do_sample=True, temperature=0.7, num_candidates=5))
     assert sampling["do_sample"] and sampling["temperature"] == 0.7 and sampling["num_return_sequences"] == 5

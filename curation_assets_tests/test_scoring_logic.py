@@ -20,7 +20,7 @@ from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
 from curation_assets.scoring.embedding_scores import clip_similarity
 from curation_assets.scoring.image_batches import image_batches, open_rgb
 from curation_assets.scoring.image_models import BatchSettings, clip_embeddings
-from curation_assets_tests.conftest import shard_file
+from curation_assets_tests.helpers import shard_file
 
 # --- clip_similarity ----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ def test_topk_by_score_keeps_the_highest_and_treats_missing_as_worst():
 
 def test_topk_ascending_and_by_ratio():
     spec = Selectors.model_validate(
-        {"topk_specified_field_selector": {"field_key": "x", "top_ratio": 0.25, "reverse": False}}
+        {"topk_specified_field_selector": {"field_key": "aesthetics", "top_ratio": 0.25, "reverse": False}}
     )
     assert topk_indices(np.array([5.0, 1.0, 3.0, 0.5]), spec.topk_specified_field_selector).tolist() == [3]
 

@@ -1,21 +1,26 @@
-"""Asset checks: every row of every shard is accounted for."""
+"""Asset checks: every row of every shard is accounted for, every score table covers its shard, every
+valid row is decided. The rules are pure functions (invariants.py); these wire them."""
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
 
-from curation_assets.defs.names import NORMALIZED_STAGE, QUARANTINE_STAGE, normalized_key, quarantine_key
+from curation_assets import registry
+from curation_assets.defs.keys import asset_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
-from curation_assets.defs.shard_assets import ShardTable
+from curation_assets.invariants import account_for_rows, coverage_problems, decision_problems, kept_fraction
 from curation_assets.readers import count_source_rows
+from curation_assets.recipe import Recipe
 from curation_assets.sources import SourceKind
-from curation_assets.storage import read_parquet
+from curation_assets.table_spec import TableSpec
 
 
 def build_rows_accounted_check(kind: SourceKind):
+    normalized, quarantine = registry.NORMALIZED[kind], registry.QUARANTINE[kind]
+
     @asset_check(
         name="rows_accounted_for",
-        asset=normalized_key(kind),
-        additional_deps=[quarantine_key(kind)],
+        asset=asset_key(normalized),
+        additional_deps=[asset_key(quarantine)],
         partitions_def=SHARD_PARTITIONS[kind],
         description=(
             "Rows in the shard (counted from file metadata, lines or tar headers, not by the reader) "
@@ -24,11 +29,19 @@ def build_rows_accounted_check(kind: SourceKind):
         blocking=True,
     )
     def rows_accounted_for(context: AssetCheckExecutionContext, data_root: DataRootResource) -> AssetCheckResult:
-        root = data_root.data_root()
-        per_shard = [_account(root, data_root, kind, shard_id) for shard_id in context.partition_keys]
-        failures = [row for row in per_shard if row["unaccounted"] or row["duplicate_sample_ids"]]
+        store = data_root.store()
+        per_shard = [
+            account_for_rows(
+                shard_id,
+                count_source_rows(data_root.shard_file(kind, shard_id)),
+                store.read(normalized, shard_id, ["sample_id"])["sample_id"],
+                store.read(quarantine, shard_id, ["sample_id"])["sample_id"],
+            )
+            for shard_id in context.partition_keys
+        ]
+        failures = [row for row in per_shard if not row.balanced]
         totals = {
-            name: sum(row[name] for row in per_shard)
+            name: sum(getattr(row, name) for row in per_shard)
             for name in ("rows_in", "valid", "quarantined", "unaccounted", "duplicate_sample_ids")
         }
         description = (
@@ -36,10 +49,7 @@ def build_rows_accounted_check(kind: SourceKind):
             f"{totals['valid'] + totals['quarantined']}"
         )
         if failures:
-            description += "; mismatched shards: " + ", ".join(
-                f"{row['shard']} ({row['unaccounted']:+d} rows, {row['duplicate_sample_ids']} duplicate ids)"
-                for row in failures
-            )
+            description += "; mismatched shards: " + ", ".join(row.describe() for row in failures)
         return AssetCheckResult(
             passed=not failures,
             severity=AssetCheckSeverity.ERROR,
@@ -50,49 +60,32 @@ def build_rows_accounted_check(kind: SourceKind):
     return rows_accounted_for
 
 
-INGEST_CHECKS = [build_rows_accounted_check(kind) for kind in SourceKind]
-
-
-def _account(root, data_root: DataRootResource, kind: SourceKind, shard_id: str) -> dict:
-    valid = read_parquet(root.table_path(NORMALIZED_STAGE, kind, shard_id))
-    quarantined = read_parquet(root.table_path(QUARANTINE_STAGE, kind, shard_id))
-    rows_in = count_source_rows(data_root.shard_file(kind, shard_id))
-    ids = valid["sample_id"].append(quarantined["sample_id"])
-    return {
-        "shard": shard_id,
-        "rows_in": rows_in,
-        "valid": valid.height,
-        "quarantined": quarantined.height,
-        "unaccounted": rows_in - valid.height - quarantined.height,
-        "duplicate_sample_ids": ids.len() - ids.n_unique(),
-    }
-
-
-def build_coverage_check(table: ShardTable):
-    """A score table must hold exactly one row per valid row of its shard, with every score set."""
+def build_coverage_check(spec: TableSpec):
+    """A score table must hold exactly one row per valid row of its shard, with every declared score set."""
+    normalized = registry.NORMALIZED[spec.kind]
 
     @asset_check(
         name="covers_every_valid_row",
-        asset=table.key,
-        additional_deps=[normalized_key(table.kind)],
-        partitions_def=SHARD_PARTITIONS[table.kind],
+        asset=asset_key(spec),
+        additional_deps=[asset_key(normalized)],
+        partitions_def=SHARD_PARTITIONS[spec.kind],
         description="Same sample ids as the shard's normalized table, no missing or NaN values.",
         blocking=True,
     )
     def covers_every_valid_row(context: AssetCheckExecutionContext, data_root: DataRootResource) -> AssetCheckResult:
-        root = data_root.data_root()
-        problems = []
-        for shard_id in context.partition_keys:
-            scores = read_parquet(root.table_path(table.name, table.kind, shard_id))
-            expected = read_parquet(root.table_path(NORMALIZED_STAGE, table.kind, shard_id))["sample_id"]
-            missing = expected.len() - expected.is_in(scores["sample_id"].implode()).sum()
-            extra = scores.height - expected.len() + missing
-            nulls = sum(scores[column].null_count() for column in scores.columns)
-            nans = sum(
-                int(scores[column].is_nan().sum()) for column, dtype in scores.schema.items() if dtype.is_float()
+        store = data_root.store()
+        problems = [
+            problem
+            for shard_id in context.partition_keys
+            if (
+                problem := coverage_problems(
+                    shard_id,
+                    store.read(spec, shard_id),
+                    store.read(normalized, shard_id, ["sample_id"])["sample_id"],
+                    [column.name for column in spec.all_columns],
+                )
             )
-            if missing or extra or nulls or nans:
-                problems.append(f"{shard_id}: {missing} missing, {extra} extra, {nulls} null, {nans} NaN")
+        ]
         return AssetCheckResult(
             passed=not problems,
             severity=AssetCheckSeverity.ERROR,
@@ -100,3 +93,64 @@ def build_coverage_check(table: ShardTable):
         )
 
     return covers_every_valid_row
+
+
+def build_selection_checks(recipe: Recipe) -> list:
+    filtered, normalized = registry.FILTERED, registry.NORMALIZED[registry.CAPTION]
+    bounds = recipe.checks.kept_fraction
+
+    @asset_check(
+        name="every_row_decided",
+        asset=asset_key(filtered),
+        additional_deps=[asset_key(normalized)],
+        partitions_def=SHARD_PARTITIONS[filtered.kind],
+        description="kept + dropped = valid input rows, each once, and every drop has a rule and a value.",
+        blocking=True,
+    )
+    def every_row_decided(context: AssetCheckExecutionContext, data_root: DataRootResource) -> AssetCheckResult:
+        store = data_root.store()
+        problems = [
+            problem
+            for shard_id in context.partition_keys
+            if (
+                problem := decision_problems(
+                    shard_id, store.read(filtered, shard_id), store.read(normalized, shard_id)["sample_id"]
+                )
+            )
+        ]
+        return AssetCheckResult(
+            passed=not problems, description="; ".join(problems) or "every row decided and explained"
+        )
+
+    @asset_check(
+        name="kept_fraction_within_bounds",
+        asset=asset_key(filtered),
+        partitions_def=SHARD_PARTITIONS[filtered.kind],
+        description=f"The share of rows kept lies in [{bounds.min}, {bounds.max}] (recipe checks.kept_fraction).",
+        blocking=bounds.severity == "error",
+    )
+    def kept_fraction_within_bounds(
+        context: AssetCheckExecutionContext, data_root: DataRootResource
+    ) -> AssetCheckResult:
+        store = data_root.store()
+        fractions = {shard: kept_fraction(store.read(filtered, shard, ["kept"])) for shard in context.partition_keys}
+        outside = [
+            f"{shard}: {value:.3f}" for shard, value in fractions.items() if not bounds.min <= value <= bounds.max
+        ]
+        return AssetCheckResult(
+            passed=not outside,
+            severity=AssetCheckSeverity.ERROR if bounds.severity == "error" else AssetCheckSeverity.WARN,
+            description=("kept fraction outside the recipe's bounds: " + ", ".join(outside))
+            if outside
+            else "within bounds",
+        )
+
+    return [every_row_decided, kept_fraction_within_bounds]
+
+
+def build_checks(recipe: Recipe) -> list:
+    return [
+        *(build_rows_accounted_check(kind) for kind in SourceKind),
+        *(build_coverage_check(spec) for spec in registry.SCORE_TABLES),
+        *build_selection_checks(recipe),
+    ]

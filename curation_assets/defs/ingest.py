@@ -3,76 +3,72 @@
 from collections import Counter
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetOut, MaterializeResult, MetadataValue, multi_asset
+from dagster import AssetExecutionContext, AssetOut, DataVersion, MaterializeResult, MetadataValue, multi_asset
 
+from curation_assets import registry
+from curation_assets.defs.keys import asset_key, raw_key
 from curation_assets.defs.metadata import markdown_table
-from curation_assets.defs.names import NORMALIZED_STAGE, QUARANTINE_STAGE, normalized_key, quarantine_key, raw_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
 from curation_assets.normalize import normalize_shard
+from curation_assets.recipe import Recipe
 from curation_assets.sources import SourceKind
-from curation_assets.storage import write_parquet_atomic
-
-# Bump when the reading logic changes what lands in the tables: it re-stales every shard's ingest.
-INGEST_CODE_VERSION = "1"
+from curation_assets.table_store import content_version
 
 
-def build_ingest_asset(kind: SourceKind):
+def build_ingest_asset(kind: SourceKind, recipe: Recipe):
+    normalized, quarantine = registry.NORMALIZED[kind], registry.QUARANTINE[kind]
+
+    def out(spec) -> AssetOut:
+        return AssetOut(
+            key=asset_key(spec),
+            group_name=f"{kind.value}_{spec.group}",
+            code_version=registry.code_version(spec, recipe),
+            description=spec.description,
+            kinds={"parquet", "polars"},
+        )
+
     @multi_asset(
         name=f"ingest_{kind.value}",
-        outs={
-            normalized_key(kind).to_python_identifier(): AssetOut(
-                key=normalized_key(kind),
-                group_name=f"{kind.value}_ingest",
-                code_version=INGEST_CODE_VERSION,
-                description=f"Validated {kind.value} rows of one shard, in the canonical {kind.value} schema.",
-                kinds={"parquet", "polars"},
-            ),
-            quarantine_key(kind).to_python_identifier(): AssetOut(
-                key=quarantine_key(kind),
-                group_name=f"{kind.value}_ingest",
-                code_version=INGEST_CODE_VERSION,
-                description=f"Rows of one {kind.value} shard that could not be used, each with a reason and detail.",
-                kinds={"parquet", "polars"},
-            ),
-        },
+        outs={spec.name: out(spec) for spec in (normalized, quarantine)},
         deps=[raw_key(kind)],
         partitions_def=SHARD_PARTITIONS[kind],
         # No backfill policy: one shard per run, so each shard's tables get that shard's own data
         # version (a multi-shard run would give all of them one; dagster issue #18649).
     )
     def ingest(context: AssetExecutionContext, data_root: DataRootResource):
-        root = data_root.data_root()
-        valid_rows, reasons, previews = 0, Counter(), []
-        for shard_id in context.partition_keys:  # one shard, or a backfill's range of them
+        store = data_root.store()
+        valid, rejected, reasons = [], [], Counter()
+        for shard_id in context.partition_keys:
             table = normalize_shard(
                 data_root.shard_file(kind, shard_id),
-                on_progress=lambda n: context.log.info(f"{shard_id}: {n} rows read"),
+                on_progress=lambda rows, shard_id=shard_id: context.log.info(f"{shard_id}: {rows} rows read"),
             )
-            write_parquet_atomic(table.valid, root.table_path(NORMALIZED_STAGE, kind, shard_id))
-            write_parquet_atomic(table.quarantine, root.table_path(QUARANTINE_STAGE, kind, shard_id))
-            context.log.info(
-                f"{shard_id}: {table.valid.height} valid, {table.quarantine.height} quarantined {table.reason_counts}"
-            )
-            valid_rows += table.valid.height
+            store.write(normalized, table.valid, shard_id)
+            store.write(quarantine, table.quarantine, shard_id)
+            context.log.info(f"{shard_id}: {table.valid.height} valid, {table.quarantine.height} quarantined")
+            valid.append(table.valid)
+            rejected.append(table.quarantine)
             reasons.update(table.reason_counts)
-            previews.append((table.valid, table.quarantine))
-        valid_preview, quarantine_preview = previews[0]
+        valid_rows, quarantined_rows = pl.concat(valid), pl.concat(rejected)
+        # Versions from content: an edited shard whose rows come out the same re-runs nothing after it.
         yield MaterializeResult(
-            asset_key=normalized_key(kind),
+            asset_key=asset_key(normalized),
+            data_version=DataVersion(content_version(valid_rows)),
             metadata={
-                "dagster/row_count": valid_rows,
-                "path": MetadataValue.path(str(root.stage_dir(NORMALIZED_STAGE, kind))),
-                "preview": MetadataValue.md(_preview(valid_preview)),
+                "dagster/row_count": valid_rows.height,
+                "path": MetadataValue.path(str(store.folder(normalized))),
+                "preview": MetadataValue.md(_preview(valid_rows)),
             },
         )
         yield MaterializeResult(
-            asset_key=quarantine_key(kind),
+            asset_key=asset_key(quarantine),
+            data_version=DataVersion(content_version(quarantined_rows)),
             metadata={
-                "dagster/row_count": sum(reasons.values()),
-                "path": MetadataValue.path(str(root.stage_dir(QUARANTINE_STAGE, kind))),
+                "dagster/row_count": quarantined_rows.height,
+                "path": MetadataValue.path(str(store.folder(quarantine))),
                 "reasons": MetadataValue.json(dict(sorted(reasons.items()))),
-                "preview": MetadataValue.md(_preview(quarantine_preview.select("key", "reason", "detail"))),
+                "preview": MetadataValue.md(_preview(quarantined_rows.select("key", "reason", "detail"))),
             },
         )
 
@@ -85,4 +81,5 @@ def _preview(frame: pl.DataFrame) -> str:
     )
 
 
-INGEST_ASSETS = [build_ingest_asset(kind) for kind in SourceKind]
+def build_ingest_assets(recipe: Recipe) -> list:
+    return [build_ingest_asset(kind, recipe) for kind in SourceKind]

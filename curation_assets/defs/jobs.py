@@ -3,12 +3,13 @@ over shard ranges, and the score analysis. Everything else is driven by stalenes
 
 from dagster import AssetSelection, define_asset_job
 
-from curation_assets.defs.names import normalized_key, quarantine_key
+from curation_assets import registry
+from curation_assets.defs.keys import asset_key
 from curation_assets.sources import SourceKind
 
 
 def ingest_selection(kind: SourceKind) -> AssetSelection:
-    return AssetSelection.assets(normalized_key(kind), quarantine_key(kind))
+    return AssetSelection.assets(asset_key(registry.NORMALIZED[kind]), asset_key(registry.QUARANTINE[kind]))
 
 
 INGEST_JOBS = {
@@ -21,15 +22,15 @@ INGEST_JOBS = {
 }
 
 
-# Every score table of one kind, for a UI backfill over a range of shards. Interleaved documents
-# have no score tables yet.
+# Every score table of one kind, for a UI backfill over a range of shards.
 SCORE_JOBS = {
     kind: define_asset_job(
         name=f"score_{kind.value}_shards",
         selection=AssetSelection.groups(f"{kind.value}_scores"),
         description=f"Compute every score table of a range of {kind.value} shards (models load once per run).",
     )
-    for kind in (SourceKind.caption, SourceKind.text)
+    for kind in SourceKind
+    if registry.score_tables(kind)
 }
 
 

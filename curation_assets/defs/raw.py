@@ -2,7 +2,7 @@
 
 from dagster import AssetSpec
 
-from curation_assets.defs.names import raw_key
+from curation_assets.defs.keys import raw_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.sources import SHARD_SUFFIXES, SourceKind
 

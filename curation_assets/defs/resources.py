@@ -1,4 +1,4 @@
-"""Resources shared by every asset: where the data lives and how strict ingest is."""
+"""Resources shared by every asset: where the data lives, as a table store and as shard files."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from curation_assets.image_checks import DEFAULT_MAX_PIXELS
 from curation_assets.readers import ShardFile
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
+from curation_assets.table_store import TableStore
 
 DATA_ROOT_ENV = "CURATION_DATA_ROOT"
 
@@ -31,6 +32,9 @@ class DataRootResource(ConfigurableResource):
 
     def data_root(self) -> DataRoot:
         return DataRoot(self.url)
+
+    def store(self) -> TableStore:
+        return TableStore(self.data_root())
 
     def shard_file(self, kind: SourceKind, shard_id: str) -> ShardFile:
         root = self.data_root()

@@ -13,10 +13,10 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
+from curation_assets.defs.dagster_compat import DATA_VERSION_TAG
 from curation_assets.defs.jobs import INGEST_JOBS
-from curation_assets.defs.names import raw_key
+from curation_assets.defs.keys import raw_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
 from curation_assets.shard_scan import ShardChange, scan_shards

@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from dagster import AssetKey, DagsterInstance, Definitions
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster._core.loader import LoadingContextForTest
 
+from curation_assets.defs.dagster_compat import CachingStaleStatusResolver, LoadingContextForTest, StaleStatus
 from curation_assets.defs.shard_assets import SHARDS_PER_RUN
 
 # The run tags a single-run backfill sets: one run covering a range of partitions.
@@ -127,9 +126,8 @@ def run_until_fresh(
                 if summary.partitions
                 else ""
             )
-            log(
-                f"[{'ok' if outcome.success else 'FAILED'}] {', '.join(summary.assets)}{where} in {summary.seconds:.1f}s"
-            )
+            status = "ok" if outcome.success else "FAILED"
+            log(f"[{status}] {', '.join(summary.assets)}{where} in {summary.seconds:.1f}s")
             if not outcome.success:
                 raise RuntimeError(f"run {outcome.run_id} failed; open the UI (`make ui`) -> Runs for its logs")
     raise RuntimeError(f"still out of date after {max_rounds} rounds: {sorted(k.to_user_string() for k in ready)}")

@@ -22,6 +22,24 @@ class ModelUnavailable(RuntimeError):
     """Weights that cannot be had here and now; the message lists the ways out."""
 
 
+class WeightsMismatch(ValueError):
+    """Weights that exist but do not fit the architecture the recipe names; the message says which
+    recipe field must change."""
+
+
+SMOKE_WEIGHTS = "smoke"  # a `weights:` value asking for random weights (smoke profile only)
+
+
+def random_weights(weights: str, profile: str, what: str) -> bool:
+    """Whether a head is to be built with random weights: only when the recipe asks for it, and only
+    under the smoke profile (under pretrained, every score is labelled meaningful)."""
+    if weights != SMOKE_WEIGHTS:
+        return False
+    if profile != "smoke":
+        raise ModelUnavailable(advice(f"{what}: weights '{SMOKE_WEIGHTS}' means random weights, smoke profile only"))
+    return True
+
+
 def advice(what: str) -> str:
     return (
         f"{what}\nWays out: run once on a machine with network access to fill the cache "

@@ -14,29 +14,20 @@ import torch
 from curation_assets.models.availability import hub_access
 from curation_assets.models.device import inference_dtype, pick_device
 from curation_assets.models.smoke import smoke_folder
+from curation_assets.recipe import CaptionerModel
 
 SMOKE_IMAGE_SIZE = 32
 SMOKE_VERSION = 1
-LOAD_COUNT = 0
 
 
-@dataclass(frozen=True)
-class GenerationSettings:
-    prompt: str | None = None  # e.g. "a photography of" (BLIP) or a chat prompt with <image> (LLaVA)
-    max_new_tokens: int = 30
-    num_beams: int = 3
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    num_candidates: int = 3
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "num_return_sequences": self.num_candidates}
-        if self.do_sample:
-            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
-        else:
-            kwargs.update(do_sample=False, num_beams=max(self.num_beams, self.num_candidates))
-        return kwargs
+def generate_kwargs(spec: CaptionerModel) -> dict[str, Any]:
+    """transformers `generate` arguments for the recipe's captioner settings."""
+    kwargs: dict[str, Any] = {"max_new_tokens": spec.max_new_tokens, "num_return_sequences": spec.num_candidates}
+    if spec.do_sample:
+        kwargs.update(do_sample=True, temperature=spec.temperature, top_p=spec.top_p)
+    else:
+        kwargs.update(do_sample=False, num_beams=max(spec.num_beams, spec.num_candidates))  # beams >= candidates
+    return kwargs
 
 
 @dataclass
@@ -48,12 +39,13 @@ class LoadedCaptioner:
     image_size: int
     identity: str
     load_seconds: float
+    random_init: bool
 
     def preprocess(self, image) -> torch.Tensor:
         return self.processor.image_processor(images=image, return_tensors="pt").pixel_values[0]
 
     @torch.inference_mode()
-    def generate(self, pixels: torch.Tensor, settings: GenerationSettings) -> list[list[str]]:
+    def generate(self, pixels: torch.Tensor, settings: CaptionerModel) -> list[list[str]]:
         """`num_candidates` captions per image, prompt removed, whitespace tidied."""
         inputs: dict[str, Any] = {"pixel_values": pixels.to(self.device, self.dtype)}
         prompt_ids = None
@@ -61,7 +53,7 @@ class LoadedCaptioner:
             text = self.processor.tokenizer([settings.prompt] * len(pixels), return_tensors="pt", padding=True)
             prompt_ids = text.input_ids
             inputs.update(input_ids=text.input_ids.to(self.device), attention_mask=text.attention_mask.to(self.device))
-        output = self.model.generate(**inputs, **settings.generate_kwargs())
+        output = self.model.generate(**inputs, **generate_kwargs(settings))
         if prompt_ids is not None and output.shape[1] >= prompt_ids.shape[1]:
             # Decoder-only models (GIT, LLaVA) echo the prompt; keep only what was generated.
             echoed = prompt_ids.to(output.device).repeat_interleave(settings.num_candidates, dim=0)
@@ -139,13 +131,17 @@ def build_smoke_captioner(folder: str | Path) -> Path:
     return folder
 
 
-def load_captioner(model: str, profile: str, device: str = "auto", half_precision: bool = True) -> LoadedCaptioner:
-    global LOAD_COUNT
+def load_captioner(
+    spec: CaptionerModel, profile: str, device: str = "auto", half_precision: bool = True
+) -> LoadedCaptioner:
+    """A hub id or local folder; under the smoke profile, a name that is not a folder builds a tiny
+    random BLIP captioner."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     started = time.monotonic()
     target = pick_device(device)
     dtype = inference_dtype(target, half_precision)
+    model = spec.model
     location = model
     built_here = profile == "smoke" and not Path(location).exists()
     if built_here:
@@ -154,7 +150,6 @@ def load_captioner(model: str, profile: str, device: str = "auto", half_precisio
         processor = AutoProcessor.from_pretrained(location)
         loaded = AutoModelForImageTextToText.from_pretrained(location, dtype=dtype)
     loaded.to(target).eval()
-    LOAD_COUNT += 1
     size = getattr(processor.image_processor, "size", {}) or {}
     return LoadedCaptioner(
         model=loaded,
@@ -164,4 +159,5 @@ def load_captioner(model: str, profile: str, device: str = "auto", half_precisio
         image_size=int(size.get("height") or size.get("shortest_edge") or 384),
         identity=f"transformers:{model}" + ("@random-init-seed0" if built_here else ""),
         load_seconds=time.monotonic() - started,
+        random_init=built_here,
     )

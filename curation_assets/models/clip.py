@@ -18,10 +18,6 @@ SMOKE_CONFIGS = Path(__file__).with_name("open_clip_configs")
 open_clip.add_model_config(SMOKE_CONFIGS)  # registers smoke-ViT-tiny next to open_clip's own configs
 SMOKE_SEED = 0
 
-# How many times CLIP weights were loaded in this process: tests use it to show a multi-shard run
-# loads the model once, not once per shard.
-LOAD_COUNT = 0
-
 
 @dataclass
 class LoadedClip:
@@ -34,6 +30,7 @@ class LoadedClip:
     image_size: int
     identity: str  # what produced the embeddings, recorded in every table
     load_seconds: float
+    random_init: bool  # True: random weights (smoke); its scores carry no meaning
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -48,7 +45,8 @@ class LoadedClip:
 
 
 def load_clip(spec: ClipModel, profile: str, device: str = "auto", half_precision: bool = True) -> LoadedClip:
-    global LOAD_COUNT
+    """Weights from a checkpoint file, a pretrained tag, or (smoke profile only) random ones when
+    neither is given."""
     started = time.monotonic()
     target = pick_device(device)
     dtype = inference_dtype(target, half_precision)
@@ -66,7 +64,14 @@ def load_clip(spec: ClipModel, profile: str, device: str = "auto", half_precisio
             spec.model, pretrained=str(Path(spec.checkpoint).expanduser()), device=target, precision=precision
         )
         identity = f"open_clip:{spec.model}@{spec.checkpoint}"
-    elif profile == "smoke" or spec.pretrained is None:
+    elif spec.pretrained is None:
+        if profile != "smoke":
+            raise ModelUnavailable(
+                advice(
+                    f"models.clip names neither pretrained weights nor a checkpoint for {spec.model}; random weights "
+                    "are for the smoke profile only"
+                )
+            )
         torch.manual_seed(SMOKE_SEED)  # same random weights on every machine, so smoke outputs are reproducible
         model, _, preprocess = open_clip.create_model_and_transforms(
             spec.model, pretrained=None, device=target, precision=precision
@@ -79,7 +84,6 @@ def load_clip(spec: ClipModel, profile: str, device: str = "auto", half_precisio
             )
         identity = f"open_clip:{spec.model}@{spec.pretrained}"
     model.eval()
-    LOAD_COUNT += 1
     config = open_clip.get_model_config(spec.model)
     image_size = config["vision_cfg"]["image_size"]
     return LoadedClip(
@@ -92,4 +96,5 @@ def load_clip(spec: ClipModel, profile: str, device: str = "auto", half_precisio
         image_size=image_size if isinstance(image_size, int) else max(image_size),
         identity=identity,
         load_seconds=time.monotonic() - started,
+        random_init=spec.checkpoint is None and spec.pretrained is None,
     )

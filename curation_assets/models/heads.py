@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from curation_assets.models.availability import fetch_weights
+from curation_assets.models.availability import WeightsMismatch, fetch_weights, random_weights
 from curation_assets.recipe import AestheticsModel
 
 
@@ -30,6 +30,8 @@ def _mlp(dim: int) -> nn.Module:
 class AestheticsHead:
     module: nn.Module
     identity: str
+    random_init: bool
+    load_seconds: float = 0.0
 
     @torch.inference_mode()
     def score(self, image_embeddings: np.ndarray) -> np.ndarray:
@@ -39,20 +41,20 @@ class AestheticsHead:
 
 
 def load_aesthetics_head(spec: AestheticsModel, embed_dim: int, profile: str) -> AestheticsHead:
-    smoke = profile == "smoke" or spec.weights == "smoke"
-    if smoke:
+    random_init = random_weights(spec.weights, profile, "models.aesthetics")
+    if random_init:
         torch.manual_seed(0)  # reproducible random weights
     module = nn.Linear(embed_dim, 1) if spec.head == "linear" else _mlp(embed_dim)
-    if smoke:
-        return AestheticsHead(module.eval(), f"aesthetics:{spec.head}@random-init-seed0")
+    if random_init:
+        return AestheticsHead(module.eval(), f"aesthetics:{spec.head}@random-init-seed0", random_init=True)
     state = torch.load(fetch_weights(spec.weights, "aesthetics head"), map_location="cpu", weights_only=True)
     if spec.head == "mlp":
         state = {key.removeprefix("layers."): value for key, value in state.items()}
     try:
         module.load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(
+        raise WeightsMismatch(
             f"aesthetics weights {spec.weights} do not fit a {spec.head} head over {embed_dim}-d CLIP embeddings "
             f"(the head must be trained on the same CLIP model as models.clip): {error}"
         ) from None
-    return AestheticsHead(module.eval(), f"aesthetics:{spec.head}@{spec.weights}")
+    return AestheticsHead(module.eval(), f"aesthetics:{spec.head}@{spec.weights}", random_init=False)

@@ -17,7 +17,6 @@ from curation_assets.recipe import ItmModel
 
 SMOKE_IMAGE_SIZE = 32
 SMOKE_VERSION = 1  # bump when build_smoke_itm changes, so cached smoke folders are rebuilt
-LOAD_COUNT = 0
 
 
 @dataclass
@@ -29,6 +28,7 @@ class LoadedItm:
     image_size: int
     identity: str
     load_seconds: float
+    random_init: bool
 
     @torch.inference_mode()
     def match_probability(self, pixels: torch.Tensor, captions: list[str]) -> torch.Tensor:
@@ -80,10 +80,9 @@ def build_smoke_itm(folder: str | Path) -> Path:
     return folder
 
 
-def load_itm(
-    spec: ItmModel, profile: str, device: str = "auto", half_precision: bool = True, smoke_dir: Path | None = None
-) -> LoadedItm:
-    global LOAD_COUNT
+def load_itm(spec: ItmModel, profile: str, device: str = "auto", half_precision: bool = True) -> LoadedItm:
+    """A hub id or local folder; under the smoke profile, a name that is not a folder builds a tiny
+    random BLIP of the same class."""
     from transformers import BlipForImageTextRetrieval, BlipProcessor
 
     started = time.monotonic()
@@ -93,14 +92,11 @@ def load_itm(
     built_here = profile == "smoke" and not Path(location).exists()
     if built_here:
         # The smoke model is built from config into a folder, then loaded through the same path as real weights.
-        location = str(
-            build_smoke_itm(smoke_dir) if smoke_dir else smoke_folder(f"blip-itm-v{SMOKE_VERSION}", build_smoke_itm)
-        )
+        location = str(smoke_folder(f"blip-itm-v{SMOKE_VERSION}", build_smoke_itm))
     with hub_access(f"BLIP ITM model {spec.model}"):
         processor = BlipProcessor.from_pretrained(location)
         model = BlipForImageTextRetrieval.from_pretrained(location, dtype=dtype)
     model.to(target).eval()
-    LOAD_COUNT += 1
     size = processor.image_processor.size
     return LoadedItm(
         model=model,
@@ -110,4 +106,5 @@ def load_itm(
         image_size=int(size.get("height", 384)),
         identity=f"transformers:{spec.model}" + ("@random-init-seed0" if built_here else ""),
         load_seconds=time.monotonic() - started,
+        random_init=built_here,
     )

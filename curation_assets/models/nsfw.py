@@ -23,6 +23,7 @@ class LoadedNsfw:
     classifier: Any
     identity: str
     load_seconds: float
+    random_init: bool = False  # the package ships real weights, in every profile
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.classifier.score_array(batch), dtype=np.float32)

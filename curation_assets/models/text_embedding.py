@@ -24,6 +24,7 @@ class LoadedTextEmbedder:
     model: Any
     identity: str
     load_seconds: float
+    random_init: bool = False  # the package ships real weights, in every profile
 
     def embed(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)

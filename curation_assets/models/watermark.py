@@ -9,12 +9,11 @@ import torch
 from torch import nn
 from torchvision import transforms as T
 
-from curation_assets.models.availability import fetch_weights
+from curation_assets.models.availability import WeightsMismatch, fetch_weights, random_weights
 from curation_assets.models.device import inference_dtype, pick_device
 from curation_assets.recipe import WatermarkModel
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-LOAD_COUNT = 0
 
 
 def build_watermark_model(architecture: str) -> nn.Module:
@@ -41,6 +40,7 @@ class LoadedWatermark:
     image_size: int
     identity: str
     load_seconds: float
+    random_init: bool
 
     @torch.inference_mode()
     def score(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -51,27 +51,27 @@ class LoadedWatermark:
 def load_watermark(
     spec: WatermarkModel, profile: str, device: str = "auto", half_precision: bool = True
 ) -> LoadedWatermark:
-    global LOAD_COUNT
     started = time.monotonic()
     target = pick_device(device)
     dtype = inference_dtype(target, half_precision)
-    smoke = profile == "smoke" or spec.weights == "smoke"
-    if smoke:
+    random_init = random_weights(spec.weights, profile, "models.watermark")
+    if random_init:
         torch.manual_seed(0)
     model = build_watermark_model(spec.architecture)
-    if not smoke:
+    if not random_init:
         state = torch.load(fetch_weights(spec.weights, "watermark detector"), map_location="cpu", weights_only=True)
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
-            raise ValueError(
+            raise WeightsMismatch(
                 f"watermark weights {spec.weights} do not fit {spec.architecture} with LAION's 3-layer, 2-class head "
                 f"(models.watermark.architecture must match the weights): {error}"
             ) from None
     model.to(target, dtype).eval()
-    LOAD_COUNT += 1
     preprocess = T.Compose(
         [T.Resize((spec.image_size, spec.image_size)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     )
-    identity = f"timm:{spec.architecture}@" + ("random-init-seed0" if smoke else spec.weights)
-    return LoadedWatermark(model, preprocess, target, dtype, spec.image_size, identity, time.monotonic() - started)
+    identity = f"timm:{spec.architecture}@" + ("random-init-seed0" if random_init else spec.weights)
+    return LoadedWatermark(
+        model, preprocess, target, dtype, spec.image_size, identity, time.monotonic() - started, random_init
+    )

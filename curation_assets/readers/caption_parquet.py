@@ -43,7 +43,7 @@ def _open_parquet(handle, shard: ShardFile) -> pq.ParquetFile:
 def read_caption_parquet(shard: ShardFile) -> Iterator[Outcome]:
     for index, row in iter_parquet_rows(shard):
         key = row_key(index)
-        yield guarded(key, lambda: _caption_pair(key, index, row, shard))
+        yield guarded(key, lambda: _caption_pair(key, index, row, shard))  # noqa: B023 - guarded calls it at once
 
 
 def _caption_pair(key: str, index: int, row: dict[str, Any], shard: ShardFile):

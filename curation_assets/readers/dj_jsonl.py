@@ -18,7 +18,7 @@ from curation_assets.readers.base import (
 
 def read_dj_jsonl(shard: ShardFile) -> Iterator[Outcome]:
     for key, line in iter_jsonl_lines(shard.path):
-        yield guarded(key, lambda: _caption_pair(key, line, shard))
+        yield guarded(key, lambda: _caption_pair(key, line, shard))  # noqa: B023 - guarded calls it at once
 
 
 def _caption_pair(key: str, line: bytes, shard: ShardFile):

@@ -37,7 +37,7 @@ def read_llava_json(shard: ShardFile) -> Iterator[Outcome]:
         return
     for index, row in enumerate(rows):
         key = row_key(index)
-        yield guarded(key, lambda: _caption_pair(key, row, shard))
+        yield guarded(key, lambda: _caption_pair(key, row, shard))  # noqa: B023 - guarded calls it at once
 
 
 def _caption_pair(key: str, row: object, shard: ShardFile):

@@ -38,7 +38,7 @@ def read_webdataset_tar(shard: ShardFile) -> Iterator[Outcome]:
             reason = Reason.unreadable_shard if key == WHOLE_SHARD_KEY else Reason.truncated_tar
             yield Rejected(key, reason, broken)
         else:
-            yield guarded(key, lambda: _caption_sample(key, members, shard))
+            yield guarded(key, lambda: _caption_sample(key, members, shard))  # noqa: B023 - guarded calls it at once
 
 
 def iter_tar_samples(shard: ShardFile) -> Iterator[tuple[str, dict[str, tuple[str, bytes]], str | None]]:

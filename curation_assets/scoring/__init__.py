@@ -1,1 +1,2 @@
-"""Cheap, model-free scores (text statistics, perceptual and caption hashes) and the analysis users read before choosing thresholds."""
+"""Per-shard scores: the model and model-free computations of every score table, and the analysis
+users read before choosing thresholds."""

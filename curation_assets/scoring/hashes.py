@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import imagehash
 import numpy as np
@@ -24,6 +25,24 @@ _PHASH_DECODE_SIDE = 64
 # datasketch >= 2 defaults to the affine32 scheme but refuses to guess it when rebuilding from stored
 # values; naming it keeps stored signatures readable and comparable across datasketch defaults.
 MINHASH_SCHEME = "affine32"
+
+
+@dataclass(frozen=True)
+class MinhashParams:
+    """Everything that makes two MinHash signatures comparable. Signing and LSH both take this one
+    object, so they cannot disagree (a changed value re-signs every text: see produced_by)."""
+
+    num_perm: int = 128
+    ngram: int = 5  # character n-grams (see text_shingles)
+    seed: int = 1
+    scheme: str = MINHASH_SCHEME
+
+    @property
+    def produced_by(self) -> str:
+        return f"datasketch.MinHash(num_perm={self.num_perm}, ngram={self.ngram}, seed={self.seed}, {self.scheme})"
+
+
+MINHASH = MinhashParams()
 _NON_WORD = re.compile(r"[\W_]+")
 
 
@@ -52,7 +71,7 @@ def hamming(a_hex: str, b_hex: str) -> int:
     return (int(a_hex, 16) ^ int(b_hex, 16)).bit_count()
 
 
-def caption_shingles(text: str, ngram: int = 5) -> set[bytes]:
+def text_shingles(text: str, ngram: int = MINHASH.ngram) -> set[bytes]:
     """Character n-grams of the caption, lowercased, with punctuation removed and spaces collapsed.
 
     Why characters and not words: captions are short (5-20 words), so word n-grams are few, and one
@@ -69,21 +88,21 @@ def caption_shingles(text: str, ngram: int = 5) -> set[bytes]:
     return {normalized[i : i + ngram].encode() for i in range(len(normalized) - ngram + 1)}
 
 
-def caption_minhash(texts: list[str], num_perm: int = 128, ngram: int = 5, seed: int = 1) -> np.ndarray:
-    """MinHash signatures of the captions' character n-gram sets (see caption_shingles), shape
-    (len(texts), num_perm), dtype uint32 (datasketch's affine32 values).
+def text_minhash(texts: list[str], params: MinhashParams = MINHASH) -> np.ndarray:
+    """MinHash signatures of the texts' character n-gram sets (see text_shingles), shape
+    (len(texts), params.num_perm), dtype uint32 (datasketch's affine32 values).
 
     Stores as a polars Array(UInt32, num_perm) column, or losslessly as Array(UInt64, num_perm).
-    An empty caption gets datasketch's empty signature (every value 2**32 - 1): it matches only other
-    empty captions.
+    An empty text gets datasketch's empty signature (every value 2**32 - 1): it matches only other
+    empty texts.
     """
-    shingle_sets = [caption_shingles(text, ngram) for text in texts]
-    # Captions share many n-grams (" the ", "of a "): hash each distinct one once, with datasketch's
+    shingle_sets = [text_shingles(text, params.ngram) for text in texts]
+    # Texts share many n-grams (" the ", "of a "): hash each distinct one once, with datasketch's
     # default hash function (stable across processes, unlike Python's salted hash()).
     hashes = {shingle: sha1_hash32(shingle) for shingle in set().union(*shingle_sets)}
-    signatures = np.empty((len(texts), num_perm), dtype=np.uint32)
+    signatures = np.empty((len(texts), params.num_perm), dtype=np.uint32)
     minhashes = MinHash.generator(
-        shingle_sets, num_perm=num_perm, seed=seed, scheme=MINHASH_SCHEME, hashfunc=hashes.__getitem__
+        shingle_sets, num_perm=params.num_perm, seed=params.seed, scheme=params.scheme, hashfunc=hashes.__getitem__
     )
     for row, minhash in enumerate(minhashes):
         signatures[row] = minhash.hashvalues
@@ -98,7 +117,6 @@ def minhash_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
     return float(np.count_nonzero(sig_a == sig_b)) / sig_a.size
 
 
-def lean_minhashes(signatures: Iterable[np.ndarray], seed: int = 1) -> list[LeanMinHash]:
-    """Stored signatures back as datasketch objects, e.g. to insert into a MinHashLSH index.
-    `seed` must be the one the signatures were computed with."""
-    return [LeanMinHash(seed=seed, hashvalues=signature, scheme=MINHASH_SCHEME) for signature in signatures]
+def lean_minhashes(signatures: Iterable[np.ndarray], params: MinhashParams = MINHASH) -> list[LeanMinHash]:
+    """Stored signatures back as datasketch objects, e.g. to insert into a MinHashLSH index."""
+    return [LeanMinHash(seed=params.seed, hashvalues=signature, scheme=params.scheme) for signature in signatures]

@@ -37,6 +37,7 @@ import polars as pl
 
 from curation_assets.text_checks import SPECIAL_TOKENS
 
+TEXT_STATS_PRODUCER = "curation_assets.scoring.text_stats"  # produced_by of these model-free statistics
 TEXT_STATS_SCHEMA = {
     "num_words": pl.Int32,
     "num_chars": pl.Int32,

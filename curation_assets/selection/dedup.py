@@ -18,6 +18,8 @@ from datasketch import MinHashLSH
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from curation_assets.recipe import Dedup
+from curation_assets.scoring.hashes import MINHASH, MinhashParams
 from curation_assets.selection.coreset import kmeans_clusters
 
 Pairs = tuple[np.ndarray, np.ndarray]
@@ -213,8 +215,8 @@ class BucketIndex:
 # --- near captions: MinHash-LSH ------------------------------------------------------------------
 
 
-def near_caption_pairs(signatures: np.ndarray, threshold: float, num_perm: int, seed: int = 1) -> Pairs:
-    """Rows whose caption MinHash signatures (n, num_perm) estimate a Jaccard similarity >=
+def near_text_pairs(signatures: np.ndarray, threshold: float, params: MinhashParams = MINHASH) -> Pairs:
+    """Rows whose text MinHash signatures (n, params.num_perm) estimate a Jaccard similarity >=
     `threshold`: Data-Juicer's document_minhash_deduplicator (LSH banding, then verification).
 
     The band count and rows per band are datasketch MinHashLSH's choice for the threshold (its
@@ -222,18 +224,23 @@ def near_caption_pairs(signatures: np.ndarray, threshold: float, num_perm: int, 
     vectorised hashing and a BucketIndex rather than by inserting into a MinHashLSH: its Python
     dict storage measured ~350 MB and ~4 s per 100k captions (so ~3.5 GB and ~40 s per million),
     where this takes ~5 s per million and a few arrays. Candidates are the same: rows agreeing on
-    every value of at least one band (test_dedup checks this against MinHashLSH.query). `seed` is the signatures' MinHash seed;
-    only signatures of one seed and scheme are comparable, and banding does not need it otherwise.
+    every value of at least one band (test_dedup checks this against MinHashLSH.query). Signatures
+    must come from `text_minhash` with the same `params`: only signatures of one seed and scheme are
+    comparable.
 
     Identical signatures (empty or boilerplate captions) are collapsed first, as in near_image_pairs.
     """
+    num_perm = params.num_perm
     signatures = np.asarray(signatures)
     if signatures.ndim != 2 or signatures.shape[1] != num_perm:
-        raise ValueError(f"expected signatures of shape (n, {num_perm}), got {signatures.shape}")
+        raise ValueError(
+            f"expected signatures of shape (n, {num_perm}) ({params.produced_by}), got {signatures.shape}: "
+            "re-sign the texts (the MinHash tables) with the current parameters"
+        )
     if len(signatures) < 2:
         return no_pairs()
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(params.seed)
     # Random odd multipliers: a sum of products is equal for equal value runs, and a collision of
     # different runs only adds a candidate that verification then drops.
     multipliers = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)
@@ -393,3 +400,30 @@ def _method_labels(n: int, pairs_by_method: Mapping[str, Pairs]) -> pl.Series:
         for combination in combinations.tolist()
     ]
     return pl.Series("method", names, dtype=pl.String).gather(which.ravel())
+
+
+# --- the recipe's dedup over one table of samples ------------------------------------------------
+
+
+def find_duplicates(samples: pl.DataFrame, spec: Dedup) -> pl.DataFrame:
+    """Duplicate groups over `samples` by every method the recipe's `dedup` section turns on.
+
+    `samples` holds one row per sample: sample_id, shard_id, clip_similarity (ranks representatives),
+    and per method its input: image_sha256 + phash (image_deduplicator), minhash (document minhash),
+    image_embedding (semantic). Returns duplicate_groups' columns plus shard_id.
+    """
+    pairs: dict[str, Pairs] = {}
+    if spec.image_deduplicator:
+        pairs["exact"] = exact_duplicate_pairs(samples)
+        pairs["phash"] = near_image_pairs(samples["phash"], spec.image_deduplicator.max_distance)
+    if spec.document_minhash_deduplicator:
+        threshold = spec.document_minhash_deduplicator.jaccard_threshold
+        pairs["minhash"] = near_text_pairs(samples["minhash"].to_numpy(), threshold)
+    if spec.semantic_deduplicator:
+        semantic = spec.semantic_deduplicator
+        # k-means needs at least two members per cluster on average to find anything.
+        clusters = min(semantic.num_clusters, max(1, samples.height // 2))
+        embeddings = samples["image_embedding"].to_numpy().astype(np.float32)
+        pairs["semantic"] = semantic_duplicate_pairs(embeddings, semantic.epsilon, clusters)
+    groups = duplicate_groups(samples.height, pairs, samples["clip_similarity"].to_numpy(), samples["sample_id"])
+    return groups.join(samples.select("sample_id", "shard_id"), on="sample_id", how="left")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Union
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b)?\s*$", re.IGNORECASE)
@@ -79,199 +79,169 @@ class ResolvedRule:
 
 
 class FilterOp(BaseModel):
+    """One recipe filter entry. Subclasses declare only their fields and which score column each
+    pair of fields bounds; the base validates the bounds and turns them into rules."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    # The score column each bound reads, and that column's possible range (to reject impossible values).
-    column: ClassVar[str]
+    # score column -> (lower-bound field, upper-bound field); either may be None.
+    bounds: ClassVar[dict[str, tuple[str | None, str | None]]]
+    # The column's possible values: bounds outside them are refused at recipe load.
     value_range: ClassVar[tuple[float, float]] = (float("-inf"), float("inf"))
+    # False: a value equal to the upper bound fails too (Data-Juicer's probability thresholds).
+    upper_inclusive: ClassVar[bool] = True
 
-    def rules(self, name: str) -> list[Rule]:
-        raise NotImplementedError
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bounds_are_numbers_or_percentiles(cls, value: Any, info: ValidationInfo) -> Any:
+        is_bound = any(info.field_name in pair for pair in cls.bounds.values())
+        return cls.parse_bound(value) if is_bound else value
 
-    def _check_bounds(self, low: Bound | None, high: Bound | None) -> None:
-        lo, hi = self.value_range
-        for bound in (low, high):
-            if isinstance(bound, int | float) and not lo <= bound <= hi:
-                raise ValueError(f"{bound} is outside the possible range [{lo}, {hi}] of {self.column}")
-        if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
-            raise ValueError(f"the lower bound {low} is above the upper bound {high}: nothing could pass")
-
-
-def _bound(value: Any) -> Any:
-    if isinstance(value, str) and not PERCENTILE.match(value):
-        raise ValueError(f"{value!r} is neither a number nor a percentile like 'p10' (0-100)")
-    return value
-
-
-def bounds_validator(*fields: str):
-    """A validator accepting, for each named field, a number or a percentile string."""
-    return field_validator(*fields, mode="before")(classmethod(lambda cls, value: _bound(value)))
-
-
-class ScoreRange(FilterOp):
-    min_score: Bound | None = None
-    max_score: Bound | None = None
-    _check = bounds_validator("min_score", "max_score")
+    @classmethod
+    def parse_bound(cls, value: Any) -> Any:
+        if isinstance(value, str) and not PERCENTILE.match(value):
+            raise ValueError(f"{value!r} is neither a number nor a percentile like 'p10' (0-100)")
+        return value
 
     @model_validator(mode="after")
-    def _possible(self):
-        self._check_bounds(self.min_score, self.max_score)
+    def _bounds_possible(self):
+        lo, hi = self.value_range
+        for column, (lower, upper) in self.bounds.items():
+            low, high = (getattr(self, f) if f else None for f in (lower, upper))
+            for bound in (low, high):
+                if isinstance(bound, int | float) and not lo <= bound <= hi:
+                    raise ValueError(f"{bound} is outside the possible range [{lo}, {hi}] of {column}")
+            if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+                raise ValueError(f"the lower bound {low} is above the upper bound {high}: nothing could pass")
         return self
 
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        return tuple(cls.bounds)
+
     def rules(self, name: str) -> list[Rule]:
-        return [Rule(name, self.column, self.min_score, self.max_score)]
+        return [
+            Rule(
+                name,
+                column,
+                getattr(self, lower) if lower else None,
+                getattr(self, upper) if upper else None,
+                self.upper_inclusive,
+            )
+            for column, (lower, upper) in self.bounds.items()
+        ]
 
 
-class ImageTextSimilarityFilter(ScoreRange):
+class ImageTextSimilarityFilter(FilterOp):
     """CLIP cosine similarity, as Data-Juicer's image_text_similarity_filter (0.28 / 0.32 are common)."""
 
-    column = "clip_similarity"
+    bounds = {"clip_similarity": ("min_score", "max_score")}
     value_range = (-1.0, 1.0)
+    min_score: Bound | None = None
+    max_score: Bound | None = None
 
 
-class ImageTextMatchingFilter(ScoreRange):
-    column = "itm_probability"
+class ImageTextMatchingFilter(FilterOp):
+    bounds = {"itm_probability": ("min_score", "max_score")}
     value_range = (0.0, 1.0)
+    min_score: Bound | None = None
+    max_score: Bound | None = None
 
 
-class ImageAestheticsFilter(ScoreRange):
-    column = "aesthetics"
+class ImageAestheticsFilter(FilterOp):
+    bounds = {"aesthetics": ("min_score", "max_score")}
+    min_score: Bound | None = None
+    max_score: Bound | None = None
 
 
-class RatioRange(FilterOp):
+class ImageAspectRatioFilter(FilterOp):
+    bounds = {"aspect_ratio": ("min_ratio", "max_ratio")}
+    value_range = (0.0, float("inf"))
     min_ratio: Bound | None = None
     max_ratio: Bound | None = None
-    _check = bounds_validator("min_ratio", "max_ratio")
-
-    @model_validator(mode="after")
-    def _possible(self):
-        self._check_bounds(self.min_ratio, self.max_ratio)
-        return self
-
-    def rules(self, name: str) -> list[Rule]:
-        return [Rule(name, self.column, self.min_ratio, self.max_ratio)]
 
 
-class ImageAspectRatioFilter(RatioRange):
-    column = "aspect_ratio"
-    value_range = (0.0, float("inf"))
-
-
-class SpecialCharactersFilter(RatioRange):
-    column = "special_char_ratio"
+class SpecialCharactersFilter(FilterOp):
+    bounds = {"special_char_ratio": ("min_ratio", "max_ratio")}
     value_range = (0.0, 1.0)
+    min_ratio: Bound | None = None
+    max_ratio: Bound | None = None
 
 
-class WordRepetitionFilter(RatioRange):
-    column = "word_repetition_ratio"
+class WordRepetitionFilter(FilterOp):
+    bounds = {"word_repetition_ratio": ("min_ratio", "max_ratio")}
     value_range = (0.0, 1.0)
+    min_ratio: Bound | None = None
+    max_ratio: Bound | None = None
 
 
-class CharacterRepetitionFilter(RatioRange):
-    column = "char_repetition_ratio"
+class CharacterRepetitionFilter(FilterOp):
+    bounds = {"char_repetition_ratio": ("min_ratio", "max_ratio")}
     value_range = (0.0, 1.0)
+    min_ratio: Bound | None = None
+    max_ratio: Bound | None = None
 
 
-class AlphanumericFilter(RatioRange):
-    column = "alnum_ratio"
+class AlphanumericFilter(FilterOp):
+    bounds = {"alnum_ratio": ("min_ratio", "max_ratio")}
     value_range = (0.0, 1.0)
+    min_ratio: Bound | None = None
+    max_ratio: Bound | None = None
 
 
 class WordsNumFilter(FilterOp):
-    column = "num_words"
+    bounds = {"num_words": ("min_num", "max_num")}
     value_range = (0, float("inf"))
     min_num: Bound | None = None
     max_num: Bound | None = None
-    _check = bounds_validator("min_num", "max_num")
-
-    @model_validator(mode="after")
-    def _possible(self):
-        self._check_bounds(self.min_num, self.max_num)
-        return self
-
-    def rules(self, name: str) -> list[Rule]:
-        return [Rule(name, self.column, self.min_num, self.max_num)]
 
 
 class TextLengthFilter(FilterOp):
-    column = "num_chars"
+    bounds = {"num_chars": ("min_len", "max_len")}
     value_range = (0, float("inf"))
     min_len: Bound | None = None
     max_len: Bound | None = None
-    _check = bounds_validator("min_len", "max_len")
-
-    @model_validator(mode="after")
-    def _possible(self):
-        self._check_bounds(self.min_len, self.max_len)
-        return self
-
-    def rules(self, name: str) -> list[Rule]:
-        return [Rule(name, self.column, self.min_len, self.max_len)]
 
 
 class ImageShapeFilter(FilterOp):
-    column = "width"
+    bounds = {"width": ("min_width", "max_width"), "height": ("min_height", "max_height")}
     value_range = (0, float("inf"))
     min_width: Bound | None = None
     max_width: Bound | None = None
     min_height: Bound | None = None
     max_height: Bound | None = None
-    _check = bounds_validator("min_width", "max_width", "min_height", "max_height")
-
-    @model_validator(mode="after")
-    def _possible(self):
-        self._check_bounds(self.min_width, self.max_width)
-        self._check_bounds(self.min_height, self.max_height)
-        return self
-
-    def rules(self, name: str) -> list[Rule]:
-        return [
-            Rule(name, "width", self.min_width, self.max_width),
-            Rule(name, "height", self.min_height, self.max_height),
-        ]
 
 
 class ImageSizeFilter(FilterOp):
     """File size of the encoded image; sizes as Data-Juicer writes them ("6kb", "1MB") or bytes."""
 
-    column = "num_bytes"
+    bounds = {"num_bytes": ("min_size", "max_size")}
     value_range = (0, float("inf"))
-    min_size: float | str | None = None
-    max_size: float | str | None = None
+    min_size: Bound | None = None
+    max_size: Bound | None = None
 
-    @field_validator("min_size", "max_size", mode="before")
     @classmethod
-    def _size(cls, value):
-        if value is None or is_percentile(value):
-            return value
-        return parse_size(value)
-
-    @model_validator(mode="after")
-    def _possible(self):
-        self._check_bounds(self.min_size, self.max_size)
-        return self
-
-    def rules(self, name: str) -> list[Rule]:
-        return [Rule(name, self.column, self.min_size, self.max_size)]
+    def parse_bound(cls, value: Any) -> Any:
+        return value if value is None or is_percentile(value) else parse_size(value)
 
 
 class ImageWatermarkFilter(FilterOp):
     """Drops images whose watermark probability is at or above `prob_threshold` (Data-Juicer semantics)."""
 
-    column = "watermark_probability"
+    bounds = {"watermark_probability": (None, "prob_threshold")}
+    upper_inclusive = False
     prob_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
-
-    def rules(self, name: str) -> list[Rule]:
-        return [Rule(name, self.column, None, self.prob_threshold, upper_inclusive=False)]
 
 
 class ImageNsfwFilter(FilterOp):
     """Drops images whose NSFW probability is at or above `score_threshold` (Data-Juicer semantics)."""
 
-    column = "nsfw_probability"
+    bounds = {"nsfw_probability": (None, "score_threshold")}
+    upper_inclusive = False
     score_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
 
-    def rules(self, name: str) -> list[Rule]:
-        return [Rule(name, self.column, None, self.score_threshold, upper_inclusive=False)]
+
+# ISO 639-1 / 639-3 codes, as language identifiers report them ("en", "de", "yue").
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
 FILTER_OPS: dict[str, type[FilterOp]] = {
@@ -290,18 +260,6 @@ FILTER_OPS: dict[str, type[FilterOp]] = {
     "character_repetition_filter": CharacterRepetitionFilter,
     "alphanumeric_filter": AlphanumericFilter,
 }
-
-# The score table each column lives in (per shard), so the filter knows what to read.
-COLUMN_TABLES = {
-    "clip_similarity": "clip_similarity",
-    "itm_probability": "itm",
-    "aesthetics": "aesthetics",
-    "watermark_probability": "watermark",
-    "nsfw_probability": "nsfw",
-    **{c: "image_stats" for c in ("width", "height", "aspect_ratio", "num_bytes")},
-    **{c: "text_stats" for c in ("num_words", "num_chars", "special_char_ratio", "word_repetition_ratio",
-                                  "char_repetition_ratio", "alnum_ratio")},
-}  # fmt: skip
 
 
 def _step_name(value: Any) -> str | None:

@@ -1,0 +1,107 @@
+"""What a per-shard table's computation gets, and the binding of each table to its computation.
+
+A computation is a plain function `ShardWork -> TableOutput`, registered with `@computes(SPEC)`.
+It may read only the tables, recipe sections and models its spec declares: `ShardWork` refuses
+anything else, so a table's code version and dependencies always cover what it used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import polars as pl
+
+from curation_assets import registry
+from curation_assets.readers import ShardFile
+from curation_assets.recipe import RecipeView
+from curation_assets.scores import read_score_columns
+from curation_assets.table_spec import Scope, TableOutput, TableSpec
+from curation_assets.table_store import TableStore
+
+
+class Models(Protocol):
+    """Loaded models by name (the Dagster layer serves them from its model resources)."""
+
+    def get(self, name: str) -> Any: ...
+
+    def batch_settings(self, name: str) -> Any: ...
+
+
+@dataclass
+class ShardWork:
+    table: TableSpec
+    shard_id: str
+    shard: ShardFile
+    store: TableStore
+    recipe: RecipeView
+    reads: tuple[str, ...]  # the table's reads under this recipe
+    models: Models
+    log: Callable[[str], None]
+
+    def read(self, name: str) -> pl.DataFrame:
+        if name not in self.reads:
+            raise PermissionError(
+                f"{self.table.qualified_name} reads {name} without declaring it; add it to its reads in registry.py"
+            )
+        spec = registry.table(self.table.kind, name)
+        return self.store.read(spec, self.shard_id if spec.scope is Scope.shard else None)
+
+    def score_columns(self, columns: Iterable[str]) -> pl.DataFrame:
+        """This shard's named score columns (each from the table the registry says holds it)."""
+        columns = set(columns)
+        for column in columns:
+            if registry.table_of_column(self.table.kind, column).name not in self.reads:
+                raise PermissionError(f"{self.table.qualified_name} reads score {column} without declaring its table")
+        return read_score_columns(self.store, self.table.kind, [self.shard_id], columns)
+
+    @property
+    def normalized(self) -> pl.DataFrame:
+        return self.read(registry.NORMALIZED[self.table.kind].name)
+
+    def model(self, name: str) -> Any:
+        if name not in self.table.resources:
+            raise PermissionError(
+                f"{self.table.qualified_name} uses model {name} without declaring it; add it to its resources"
+            )
+        return self.models.get(name)
+
+    def batch_settings(self, name: str) -> Any:
+        return self.models.batch_settings(name)
+
+    def progress(self, done: int, total: int) -> None:
+        self.log(f"{self.shard_id}: {done}/{total} rows")
+
+
+Compute = Callable[[ShardWork], TableOutput]
+COMPUTES: dict[TableSpec, Compute] = {}
+
+
+def computes(spec: TableSpec) -> Callable[[Compute], Compute]:
+    """Register `function` as the computation of the per-shard table `spec`."""
+
+    def register(function: Compute) -> Compute:
+        if spec in COMPUTES:
+            raise RuntimeError(f"{spec.qualified_name} has two computations: {COMPUTES[spec].__name__}, {function}")
+        COMPUTES[spec] = function
+        return function
+
+    return register
+
+
+# The modules whose @computes functions bind the per-shard tables; importing one registers them.
+COMPUTATION_MODULES = (
+    "curation_assets.scoring.caption_tables",
+    "curation_assets.scoring.text_tables",
+    "curation_assets.recaption.run",
+)
+
+
+def computation(spec: TableSpec) -> Compute:
+    for module in COMPUTATION_MODULES:
+        importlib.import_module(module)
+    if spec not in COMPUTES:
+        raise KeyError(f"{spec.qualified_name} has no computation; decorate one with @computes({spec.name.upper()})")
+    return COMPUTES[spec]

@@ -1,0 +1,79 @@
+"""Helpers shared by the tests: shard files, recipes, table reads and asset keys by table name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from upath import UPath
+
+from curation_assets import registry
+from curation_assets.readers import ShardFile
+from curation_assets.sources import SourceKind
+from curation_assets.table_store import TableStore
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+CAPTION = SourceKind.caption
+
+# Every shard the demo generator writes, as `<kind>/<file>`.
+DEMO_SHARDS = (
+    "caption/wds-00000.tar",
+    "caption/wds-00001.tar",
+    "caption/wds-00002.tar",
+    "caption/img2dataset-00000.parquet",
+    "caption/dj-bytes-00000.parquet",
+    "caption/dj-00000.jsonl",
+    "caption/llava-00000.json",
+    "interleaved/mmc4-00000.jsonl",
+    "interleaved/obelics-00000.parquet",
+    "text/web-00000.jsonl",
+    "text/web-00001.parquet",
+)
+# A small caption corpus taken all the way through the pipeline once per test session.
+SETTLED_SHARDS = ("wds-00000.tar", "wds-00001.tar", "llava-00000.json")
+# Model runtime for tests: no DataLoader worker processes, small batches.
+FAST_MODELS = {"num_workers": 0, "batch_size": 16}
+
+
+def shard_file(root: Path, kind: str, name: str, **options) -> ShardFile:
+    upath = UPath(root)
+    return ShardFile(SourceKind(kind), upath / "raw" / kind / name, upath, **options)
+
+
+def require_shared(folder: str) -> Path:
+    path = SHARED_DATA / folder
+    if not path.exists():
+        pytest.skip(f"real third-party data {path} is absent (it lives beside the repo, in ../shared/data)")
+    return path
+
+
+def smoke_recipe():
+    from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
+
+    return load_recipe(PACKAGED_RECIPES / "smoke.yaml")
+
+
+def keep_only(root: Path, shards=SETTLED_SHARDS) -> Path:
+    """Delete every raw shard but these (of any kind)."""
+    for kind in SourceKind:
+        for path in (root / "raw" / kind.value).iterdir():
+            if path.is_file() and path.name not in shards:
+                path.unlink()
+    return root
+
+
+def key(name: str, kind: SourceKind = CAPTION):
+    """The asset key of a table, by its registry name."""
+    from curation_assets.defs.keys import asset_key
+
+    return asset_key(registry.table(kind, name))
+
+
+def read_table(root: Path, name: str, shard: str | None = None, kind: SourceKind = CAPTION) -> pl.DataFrame:
+    return TableStore(root).read(registry.table(kind, name), shard)
+
+
+def read_shards(root: Path, name: str, shards, kind: SourceKind = CAPTION) -> pl.DataFrame:
+    return TableStore(root).read_shards(registry.table(kind, name), list(shards))
