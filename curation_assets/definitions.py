@@ -32,7 +32,8 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
     (default: $CURATION_RECIPE or the packaged default). `model_runtime` (device, batch_size,
     num_workers, half_precision) applies to every model resource."""
     recipe = recipe or load_recipe()
-    resource = DataRootResource(url=data_root) if data_root else DataRootResource()
+    ingest = recipe.ingest.model_dump()
+    resource = DataRootResource(url=data_root, ingest=ingest) if data_root else DataRootResource(ingest=ingest)
     per_shard = [*registry.SCORE_TABLES, *([registry.RECAPTIONED] if recipe.recaption.enabled else [])]
     return Definitions(
         assets=[

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from curation_assets.readers.limits import IngestLimits
 from curation_assets.selection.filters import FilterStep, is_percentile, rules_of
 
 RECIPE_ENV = "CURATION_RECIPE"
@@ -228,7 +229,11 @@ class Recaption(RecipeSection):
     image_conditions: list[FilterStep] = Field(
         default_factory=list, description="filters the image must pass to be recaptioned"
     )
-    skip_duplicates: bool = Field(default=True, description="do not recaption samples dedup dropped")
+    skip_duplicates: bool = Field(
+        default=True,
+        description="recaption one copy of an image repeated within a shard (copies across shards are "
+        "recaptioned, then removed by the global dedup)",
+    )
     keep_min_score: float = Field(default=0.28, ge=-1.0, le=1.0)
 
     @field_validator("image_conditions")
@@ -247,6 +252,9 @@ class Curated(RecipeSection):
 
 
 class Recipe(RecipeSection):
+    # Ingest decides what is quarantined, so its limits are part of the recipe (and of ingest's code
+    # version), not resource config that data versions would ignore.
+    ingest: IngestLimits = Field(default_factory=IngestLimits, description="how much of any one input ingest reads")
     models: Models = Models()
     filters: list[FilterStep] = Field(
         default_factory=list, description="applied in order; the first failing rule is the drop reason"

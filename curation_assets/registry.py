@@ -52,6 +52,7 @@ def _ingest_tables(kind: SourceKind) -> tuple[TableSpec, TableSpec]:
         f"Validated {kind.value} rows of one shard, in the canonical {kind.value} schema.",
         columns(SCHEMAS[kind]),
         group="ingest",
+        recipe_sections=("ingest",),
         content_versioned=True,
     )
     quarantine = TableSpec(
@@ -60,6 +61,7 @@ def _ingest_tables(kind: SourceKind) -> tuple[TableSpec, TableSpec]:
         f"Rows of one {kind.value} shard that could not be used, each with a reason and detail.",
         columns(QUARANTINE_SCHEMA),
         group="ingest",
+        recipe_sections=("ingest",),
         content_versioned=True,
     )
     return normalized, quarantine

@@ -25,8 +25,10 @@ SCHEMAS: dict[SourceKind, pl.Schema] = {
         {
             **_ROW_ID,
             "caption": pl.String,
-            # Where the image bytes are: `tar:<member>`, `parquet:<row>:<column>` (both inside the
-            # shard) or `file:<path under the data root>`. Bytes stay in their shards.
+            # Where the image bytes are, written and read only by curation_assets.image_ref.ImageRef:
+            # `tar:<member>`, `parquet:<row>:<column>` (both inside the shard) or `file:<path under
+            # the data root>`; interleaved images[i].ref may also be `parquet:<row>:<column>:<index>`
+            # (an element of a list column). Bytes stay in their shards.
             "image_ref": pl.String,
             "image_sha256": pl.String,
             "image_num_bytes": pl.Int64,

@@ -4,12 +4,13 @@ import io
 import os
 
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from upath import UPath
 
-from curation_assets.image_checks import inspect_image, resolve_image_path
+from curation_assets.image_checks import inspect_image, open_image, read_image_file, resolve_image_path
 from curation_assets.quarantine import Quarantined, Reason
 from curation_assets.text_checks import clean_caption, clean_document_text
+from curation_assets_tests.fuzz.check import deadline
 
 
 def png(width, height, mode="RGB") -> bytes:
@@ -124,3 +125,113 @@ def test_resolve_image_path_on_an_object_store_path():
     shard_dir = root / "raw" / "caption"
     assert resolve_image_path("imgs/a.png", shard_dir, root).read_bytes() == png(2, 2)
     assert reason_of(lambda: resolve_image_path("../../../x.png", shard_dir, root)) == Reason.path_escape
+
+
+# --- images open with an allow-list of decoders -------------------------------------------------
+
+POSTSCRIPT = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+
+
+def encoded(fmt: str, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (8, 6)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_every_allowed_format_is_read(fmt):
+    assert inspect_image(encoded(fmt, "P" if fmt == "GIF" else "RGB")).width == 8
+
+
+@pytest.mark.parametrize(("data", "plugin"), [(POSTSCRIPT, "EPS"), (encoded("ICO"), "ICO"), (encoded("TGA"), "TGA")])
+def test_formats_outside_the_allow_list_are_never_opened(data, plugin):
+    """Pillow alone recognises these (and for PostScript would start Ghostscript to decode it);
+    ingest and scoring refuse them before any plugin sees the bytes."""
+    assert Image.open(io.BytesIO(data)).format == plugin
+    assert reason_of(lambda: inspect_image(data)) == Reason.undecodable_image
+    with pytest.raises(UnidentifiedImageError):
+        open_image(data)
+
+
+def test_scoring_decoders_use_the_allow_list_too():
+    from curation_assets.scoring.hashes import phash_of_bytes
+    from curation_assets.scoring.image_batches import open_rgb
+
+    for decode in (open_rgb, phash_of_bytes):
+        with pytest.raises(UnidentifiedImageError):
+            decode(POSTSCRIPT)
+    assert open_rgb(encoded("PNG")).size == (8, 6)
+
+
+# --- reading referenced files -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reference", "reason"),
+    [
+        ("imgs/a\x00b.png", Reason.invalid_path),
+        ("imgs/\udc80.png", Reason.invalid_path),
+        ("imgs/\ud800.png", Reason.invalid_path),
+        ("imgs/" + "n" * 300 + ".png", Reason.invalid_path),
+    ],
+)
+def test_paths_no_file_can_have_are_refused_before_any_system_call(tree, reference, reason):
+    root, shard_dir = tree
+    assert reason_of(lambda: resolve_image_path(reference, shard_dir, root)) == reason
+
+
+def test_a_fifo_is_refused_without_blocking(tree):
+    root, shard_dir = tree
+    os.mkfifo(shard_dir.path + "/imgs/pipe.png")
+    path = resolve_image_path("imgs/pipe.png", shard_dir, root)
+    with deadline(5):  # a plain read would wait for a writer forever
+        assert reason_of(lambda: read_image_file(path, 1_000_000)) == Reason.not_a_file
+
+
+def test_a_directory_is_refused(tree):
+    root, shard_dir = tree
+    os.mkdir(shard_dir.path + "/imgs/folder.png")
+    path = resolve_image_path("imgs/folder.png", shard_dir, root)
+    assert reason_of(lambda: read_image_file(path, 1_000_000)) == Reason.not_a_file
+
+
+def test_a_file_over_the_limit_is_refused_unread(tree):
+    root, shard_dir = tree
+    path = resolve_image_path("imgs/ok.png", shard_dir, root)
+    size = len(png(2, 2))
+    assert read_image_file(path, size) == png(2, 2)
+    assert reason_of(lambda: read_image_file(path, size - 1)) == Reason.over_limit
+
+
+def test_reading_a_file_on_an_object_store():
+    root = UPath("memory://bucket/limits")
+    (root / "a.png").write_bytes(png(3, 3))
+    assert read_image_file(root / "a.png", 10_000) == png(3, 3)
+    assert reason_of(lambda: read_image_file(root / "a.png", 10)) == Reason.over_limit
+    assert reason_of(lambda: read_image_file(root / "missing.png", 10_000)) == Reason.missing_file
+
+
+# --- text that shows nothing, or cannot be stored -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["\u200b", "\u200e\u200f", "\u2060", "\u202b", "\ufeff", "\u200b \u200e\t\u2060\u202b", "<image>\u200b", "\u3164"],
+)
+def test_text_of_only_invisible_characters_is_empty(raw):
+    assert reason_of(lambda: clean_caption(raw)) == Reason.empty_text
+    assert reason_of(lambda: clean_document_text(raw)) == Reason.empty_text
+
+
+def test_visible_text_keeps_its_invisible_characters():
+    assert clean_caption("zero\u200bwidth") == "zero\u200bwidth"
+
+
+def test_a_lone_surrogate_in_text_is_non_utf8_text():
+    assert reason_of(lambda: clean_caption("a \ud800 b")) == Reason.non_utf8_text
+    assert reason_of(lambda: clean_document_text("\udfff")) == Reason.non_utf8_text
+
+
+def test_text_over_the_length_limit():
+    assert clean_caption("a" * 10, max_chars=10) == "a" * 10
+    assert reason_of(lambda: clean_caption("a" * 11, max_chars=10)) == Reason.over_limit

@@ -12,10 +12,10 @@ from curation_assets.demo.writers import CaptionSample, write_webdataset_tar
 from curation_assets.ids import sample_id
 from curation_assets.normalize import normalize_shard
 from curation_assets.quarantine import Reason
-from curation_assets.readers import count_source_rows, read_shard
+from curation_assets.readers import IngestLimits, count_source_rows, read_shard
 from curation_assets.sources import SourceKind
 from curation_assets.tables import QUARANTINE_SCHEMA, SCHEMAS
-from curation_assets_tests.conftest import DEMO_SHARDS, shard_file
+from curation_assets_tests.helpers import DEMO_SHARDS, shard_file
 
 
 def jpeg(width=32, height=24, color=(200, 30, 30)) -> bytes:
@@ -42,12 +42,26 @@ def test_each_demo_shard_reads_as_the_generator_planted_it(demo_template, demo_m
     assert table.quarantine.schema == QUARANTINE_SCHEMA
 
 
+# Reasons the demo corpus does not plant; each has its own test below (see test_reader_defects.py too).
+NOT_PLANTED_IN_THE_DEMO = {
+    Reason.unreadable_shard,
+    Reason.duplicate_key,
+    Reason.non_utf8_name,
+    Reason.invalid_path,
+    Reason.not_a_file,
+    Reason.over_limit,
+    Reason.corrupt_data,
+    Reason.unread_row,
+    Reason.reader_error,
+}
+
+
 def test_every_quarantine_reason_is_produced_by_some_demo_shard(demo_template):
     seen = set()
     for shard in DEMO_SHARDS:
         kind, name = shard.split("/")
         seen |= set(normalize_shard(shard_file(demo_template, kind, name)).reason_counts)
-    assert seen >= {reason.value for reason in Reason} - {Reason.unreadable_shard.value}
+    assert seen >= {reason.value for reason in Reason} - {reason.value for reason in NOT_PLANTED_IN_THE_DEMO}
 
 
 def test_caption_rows_carry_clean_text_and_image_stats(demo_template):
@@ -140,7 +154,7 @@ def test_parquet_without_caption_column_quarantines_every_row_with_the_reason(tm
 def test_decompression_bomb_limit_is_configurable(tmp_path):
     shard = _wds(tmp_path, [CaptionSample(jpeg(100, 100), "a red square", {})])
     assert normalize_shard(shard).valid.height == 1
-    strict = shard_file(tmp_path, "caption", "s.tar", max_pixels=5_000)
+    strict = shard_file(tmp_path, "caption", "s.tar", limits=IngestLimits(max_image_pixels=5_000))
     assert normalize_shard(strict).reason_counts == {"decompression_bomb": 1}
 
 
@@ -156,3 +170,74 @@ def test_tar_member_names_split_like_webdataset(name):
     from curation_assets.readers.webdataset_tar import split_member_name
 
     assert split_member_name(name) == base_plus_ext(name)
+
+
+# --- the ingest limits --------------------------------------------------------------------------
+
+
+def test_ingest_limits_are_a_strict_frozen_recipe_section():
+    from pydantic import ValidationError
+
+    from curation_assets.image_checks import DEFAULT_MAX_PIXELS
+
+    limits = IngestLimits()
+    assert limits.max_image_pixels == DEFAULT_MAX_PIXELS
+    assert all(field.description for field in IngestLimits.model_fields.values())
+    with pytest.raises(ValidationError):
+        IngestLimits(max_image_byte=1)  # a typo is an error, not a silent default
+    with pytest.raises(ValidationError):
+        IngestLimits(max_record_bytes=0)
+    with pytest.raises(ValidationError):
+        limits.max_text_chars = 5  # frozen: a ShardFile's limits cannot drift
+    assert hash(limits) == hash(IngestLimits())
+
+
+def test_a_shard_file_reads_with_default_limits_unless_given_others(tmp_path):
+    shard = _wds(tmp_path, [CaptionSample(jpeg(), "a caption of some length", {})])
+    assert shard.limits == IngestLimits()
+    strict = shard_file(tmp_path, "caption", "s.tar", limits=IngestLimits(max_text_chars=5))
+    assert normalize_shard(strict).reason_counts == {"over_limit": 1}
+
+
+def test_too_many_images_in_one_document(tmp_path):
+    raw = tmp_path / "raw" / "interleaved"
+    (raw / "doc_images").mkdir(parents=True)
+    (raw / "doc_images" / "a.jpg").write_bytes(jpeg())
+    row = {"text_list": ["one"], "image_info": [{"image_name": "a.jpg", "matched_text_index": 0}] * 3}
+    (raw / "doc.jsonl").write_text(json.dumps(row) + "\n")
+    assert normalize_shard(shard_file(tmp_path, "interleaved", "doc.jsonl")).valid.height == 1
+    strict = shard_file(tmp_path, "interleaved", "doc.jsonl", limits=IngestLimits(max_document_images=2))
+    assert normalize_shard(strict).reason_counts == {"over_limit": 1}
+
+
+# --- image paths that used to crash or block a shard --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("imgs/a\x00b.jpg", "invalid_path"),
+        ("imgs/\udc80.jpg", "non_utf8_text"),  # a lone surrogate in JSON text is caught as the row is parsed
+        ("imgs/" + "n" * 300 + ".jpg", "invalid_path"),
+        ("imgs/folder", "not_a_file"),
+        ("imgs/pipe", "not_a_file"),
+        ("imgs/big.jpg", "over_limit"),
+    ],
+)
+def test_image_paths_that_crashed_or_blocked_ingest(tmp_path, path, reason):
+    import os
+
+    from curation_assets_tests.fuzz.check import deadline
+
+    raw = tmp_path / "raw" / "caption"
+    (raw / "imgs" / "folder").mkdir(parents=True)
+    os.mkfifo(raw / "imgs" / "pipe")
+    (raw / "imgs" / "ok.jpg").write_bytes(jpeg())
+    (raw / "imgs" / "big.jpg").write_bytes(jpeg(400, 400) + b"\x00" * 100)
+    rows = [{"text": "fine", "images": ["imgs/ok.jpg"]}, {"text": "bad", "images": [path]}]
+    (raw / "p.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    shard = shard_file(tmp_path, "caption", "p.jsonl", limits=IngestLimits(max_image_bytes=len(jpeg(400, 400))))
+    with deadline(10):  # the FIFO used to block here forever
+        table = normalize_shard(shard)
+    assert table.valid["key"].to_list() == ["000000"]
+    assert dict(zip(table.quarantine["key"], table.quarantine["reason"])) == {"000001": reason}

@@ -7,8 +7,7 @@ import os
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from curation_assets.image_checks import DEFAULT_MAX_PIXELS
-from curation_assets.readers import ShardFile
+from curation_assets.readers import IngestLimits, ShardFile
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot
 from curation_assets.table_store import TableStore
@@ -26,8 +25,8 @@ class DataRootResource(ConfigurableResource):
     url: str = Field(
         default_factory=default_data_root, description=f"Data root; defaults to ${DATA_ROOT_ENV} or ./data"
     )
-    max_image_pixels: int = Field(
-        default=DEFAULT_MAX_PIXELS, description="Images with more pixels are quarantined as decompression bombs"
+    ingest: dict = Field(
+        default_factory=dict, description="the recipe's ingest section: how much of any one input ingest reads"
     )
 
     def data_root(self) -> DataRoot:
@@ -44,4 +43,4 @@ class DataRootResource(ConfigurableResource):
                 f"shard {shard_id!r} is registered as a {kind.value} partition but {path} is gone; "
                 f"restore the file or delete the partition in the UI (Partitions tab of {kind.value}/raw)"
             )
-        return ShardFile(kind, path, root.root, self.max_image_pixels)
+        return ShardFile(kind, path, root.root, IngestLimits.model_validate(self.ingest))

@@ -6,7 +6,6 @@ same input, same library version -> same hash, in any process.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash
 from datasketch.hashfunc import sha1_hash32
 from PIL import Image, ImageOps
+
+from curation_assets.image_checks import open_image
 
 # pHash reads a 32x32 greyscale thumbnail. Decoding JPEGs at a reduced DCT scale that still covers
 # this size is several times cheaper than a full decode; 64 px keeps the final resize a true
@@ -57,7 +58,7 @@ def phash_of_bytes(data: bytes) -> str:
     EXIF orientation is applied first, so a rotated-by-tag copy hashes like its re-encoded original.
     Raises PIL's errors for bytes that are not an image (ingest has quarantined those already).
     """
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(data) as image:  # only the allow-listed decoders (image_checks.ALLOWED_IMAGE_FORMATS)
         if image.format == "JPEG":
             image.draft("L", (_PHASH_DECODE_SIDE, _PHASH_DECODE_SIDE))
         upright = ImageOps.exif_transpose(image)

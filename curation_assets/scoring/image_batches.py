@@ -7,7 +7,6 @@ not JPEG decoding, sets the pace. Every worker streams the shard's bytes and dec
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from curation_assets.image_checks import open_image
 from curation_assets.image_source import iter_image_bytes
 from curation_assets.readers import ShardFile
 
@@ -25,7 +25,7 @@ ImageTransform = Callable[[Image.Image], Any]
 def open_rgb(data: bytes, min_side: int | None = None) -> Image.Image:
     """Decode to RGB. With `min_side`, JPEGs decode straight at a reduced scale that still covers it
     (libjpeg's DCT scaling), which is several times cheaper than decoding full size and resizing."""
-    image = Image.open(io.BytesIO(data))
+    image = open_image(data)  # only the allow-listed decoders (image_checks.ALLOWED_IMAGE_FORMATS)
     if min_side is not None and image.format == "JPEG":
         scale = min(image.width, image.height) / min_side
         if scale >= 2:
