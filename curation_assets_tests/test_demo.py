@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from curation_assets.demo import MANIFEST_NAME, QUARANTINE_REASONS, generate_demo_data
-from curation_assets.demo.__main__ import main
-from curation_assets.demo.generate import KEPT_DEFECTS
+from curation_assets.demo.__main__ import branch_summary, main
+from curation_assets.demo.generate import INTERLEAVED_DEFECTS, KEPT_DEFECTS, TEXT_DEFECTS
 from curation_assets_tests.conftest import DEMO_SHARDS
 
 IMAGE_EXTS = (".jpg", ".png", ".webp")
@@ -225,3 +225,45 @@ def test_interleaved_documents_match_the_manifest(demo):
         assert all((text is None) != (image is None) for text, image in zip(row["texts"], row["images"]))
         decodable = [_decodes(image) for image in row["images"] if image is not None]
         assert all(decodable) == (f"{index:06d}" != corrupt)
+
+
+def test_every_new_rule_has_its_planted_defect_in_the_right_branch(demo):
+    _, manifest = demo
+    planted = {
+        kind: {d for name, entry in manifest.items() if name.startswith(f"{kind}/") for d in entry["defects"]}
+        for kind in ("interleaved", "text")
+    }
+    assert set(INTERLEAVED_DEFECTS) <= planted["interleaved"]
+    assert set(TEXT_DEFECTS) | {"exact_duplicate", "near_duplicate"} <= planted["text"]
+
+
+def test_planted_interleaved_documents_carry_their_defect_in_the_bytes(demo):
+    root, manifest = demo
+    mmc4 = root / "raw/interleaved/mmc4-00000.jsonl"
+    defects = {d: keys[0] for d, keys in manifest["interleaved/mmc4-00000.jsonl"]["defects"].items()}
+    lines = mmc4.read_bytes().splitlines()
+    malformed = set(manifest["interleaved/mmc4-00000.jsonl"]["defects"]["malformed_json"])
+    by_key = {f"{i:06d}": json.loads(line) for i, line in enumerate(lines) if f"{i:06d}" not in malformed}
+    unrelated = by_key[defects["unrelated_images"]]
+    assert max(max(row) for row in unrelated["similarity_matrix"]) < 0.15  # MMC4's bar
+    assert not any(s.startswith("Pictured:") for s in unrelated["text_list"])
+    images_dir = mmc4.parent / "mmc4-00000_images"
+    broken = by_key[defects["all_images_broken"]]
+    sizes = [Image.open(images_dir / info["image_name"]).size for info in broken["image_info"]]
+    assert sizes == [(1, 1)] * len(sizes)
+    first = by_key["000000"]["image_info"][0]["image_name"]
+    copy = by_key[defects["cross_document_duplicate_image"]]["image_info"]
+    assert (images_dir / first).read_bytes() in [(images_dir / info["image_name"]).read_bytes() for info in copy]
+
+    obelics = pq.read_table(root / "raw/interleaved/obelics-00000.parquet").to_pylist()
+    defects = {d: int(keys[0]) for d, keys in manifest["interleaved/obelics-00000.parquet"]["defects"].items()}
+    caption_images = set(_tar_members(root / "raw/caption/wds-00000.tar").values())
+    assert set(obelics[defects["caption_duplicate_image"]]["images"]) & caption_images  # across kinds
+    assert len(set(obelics[defects["repetitive_spam"]]["texts"]) - {None}) == 1
+
+
+def test_demo_summary_reports_each_branch(demo):
+    _, manifest = demo
+    lines = branch_summary(manifest)
+    assert [line.split(":")[0] for line in lines] == ["caption", "interleaved", "text"]
+    assert "unrelated_images=1" in lines[1] and "non_english=2" in lines[2]

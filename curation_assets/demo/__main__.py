@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .generate import MANIFEST_NAME, generate_demo_data
+from .generate import MANIFEST_NAME, QUARANTINE_REASONS, generate_demo_data
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -24,6 +24,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _holds_files(directory: Path) -> bool:
     return directory.is_dir() and any(p.is_file() or p.is_symlink() for p in directory.rglob("*"))
+
+
+def branch_summary(manifest: dict) -> list[str]:
+    """Per source kind: valid rows and the readable defects planted for its filters and dedup."""
+    lines = []
+    for kind in ("caption", "interleaved", "text"):
+        entries = [entry for name, entry in manifest.items() if name.startswith(f"{kind}/")]
+        planted: dict[str, int] = {}
+        for entry in entries:
+            for defect, keys in entry["defects"].items():
+                if defect not in QUARANTINE_REASONS:
+                    planted[defect] = planted.get(defect, 0) + len(keys)
+        defects = ", ".join(f"{name}={count}" for name, count in sorted(planted.items()))
+        lines.append(f"{kind}: {sum(e['valid'] for e in entries)} valid rows; planted for the rules: {defects}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<{width}}  rows={entry['rows']:<3} valid={entry['valid']:<3} "
             f"quarantined={quarantined}" + (f" ({reasons})" if reasons else "")
         )
+    for line in branch_summary(manifest):
+        print(line)
     total_rows = sum(entry["rows"] for entry in manifest.values())
     print(
         f"wrote {len(manifest)} shards ({total_rows} rows) under {raw} in {elapsed:.1f}s; "

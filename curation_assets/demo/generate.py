@@ -57,7 +57,36 @@ QUARANTINE_REASONS = (
 )  # fmt: skip
 
 # Defects that leave a row readable; later filters and dedup are expected to catch them.
-KEPT_DEFECTS = ("mismatched_caption", "exact_duplicate", "near_duplicate", "tiny_image", "extreme_aspect", "watermark")
+CAPTION_DEFECTS = (
+    "mismatched_caption",
+    "exact_duplicate",
+    "near_duplicate",
+    "tiny_image",
+    "extreme_aspect",
+    "watermark",
+)
+# Interleaved documents: image rules drop an image (tiny_image), image dedup drops copies (across
+# documents, exact or pHash, and of caption pool images), document rules drop the rest.
+INTERLEAVED_DEFECTS = (
+    "unrelated_images",  # no image matches any sentence: image_text_similarity_filter drops them all
+    "all_images_broken",  # every image a 1x1 placeholder: image_shape_filter, then images_left_filter
+    "tiny_image",  # one of three images is 8x8: only that image goes
+    "cross_document_duplicate_image",  # an earlier document's image, same bytes
+    "near_duplicate_image",  # an earlier document's image re-encoded (pHash neighbour)
+    "caption_duplicate_image",  # a caption pool image, same bytes (duplicate across kinds)
+    "near_duplicate_document",  # an earlier document re-hosted with a footer: MinHash
+    "non_english",  # German text: language_id_score_filter
+    "repetitive_spam",  # one sentence over and over: word_repetition_filter
+)
+# Text documents: one defect per Data-Juicer text filter (exact and near duplicates as before).
+TEXT_DEFECTS = (
+    "non_english",  # German or French: language_id_score_filter
+    "repetitive_spam",  # character_repetition_filter and word_repetition_filter
+    "symbol_noise",  # alphanumeric_filter and special_characters_filter
+    "keyword_list",  # SEO keywords without a sentence: stopwords_filter
+    "too_short",  # text_length_filter and words_num_filter
+)
+KEPT_DEFECTS = tuple(dict.fromkeys(CAPTION_DEFECTS + INTERLEAVED_DEFECTS + TEXT_DEFECTS))
 
 NON_UTF8_CAPTION = b"a caf\xe9 sign in r\xf6d letters \xff\xfe"  # Latin-1 bytes, invalid as UTF-8
 
@@ -498,9 +527,72 @@ TOPICS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def _sentence(rng: random.Random, topic: str) -> str:
-    subjects, predicates, settings = TOPICS[topic]
+# The same kind of gardening prose in other languages, for the language filter to catch.
+FOREIGN_TOPICS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "de": (
+        ("Die Tomatenpflanzen", "Die meisten Küchenkräuter", "Junge Obstbäume", "Die Erdbeeren", "Die Kletterbohnen"),
+        (
+            "brauchen im Sommer regelmäßig viel Wasser",
+            "wachsen am besten an einem geschützten und sonnigen Platz",
+            "sollten alle paar Tage auf Blattläuse geprüft werden",
+            "vertragen leider keinen späten Frost",
+            "mögen lockeren Boden, der gut abtrocknet",
+            "freuen sich über eine Gabe reifen Kompost",
+        ),
+        (
+            "in den ersten Wochen des Frühlings",
+            "in den meisten Gärten",
+            "nach der Erfahrung vieler Gärtner",
+            "besonders auf schwerem Lehmboden",
+            "wenn der Sommer trocken ist",
+        ),
+    ),
+    "fr": (
+        ("Les plants de tomates", "La plupart des herbes aromatiques", "Les jeunes arbres fruitiers", "Les fraisiers"),
+        (
+            "ont besoin d'un arrosage profond et régulier",
+            "poussent mieux dans un endroit abrité et ensoleillé",
+            "doivent être surveillés contre les pucerons tous les deux jours",
+            "craignent beaucoup les gelées tardives",
+            "aiment une terre légère qui se draine bien",
+            "apprécient un peu de compost bien mûr",
+        ),
+        (
+            "au début du printemps",
+            "dans la plupart des jardins",
+            "selon les jardiniers expérimentés",
+            "surtout dans les sols argileux",
+            "quand l'été est sec",
+        ),
+    ),
+}
+SPAM_SENTENCE = "Buy cheap replica watches online now, best prices guaranteed!"
+# Spam pages shout: the run of exclamation marks is what character repetition catches (a repeated
+# sentence alone keeps Data-Juicer's top-sqrt(n) 10-gram share near 0.1).
+SHOUTED_SPAM = " ".join([SPAM_SENTENCE + "!" * 100] * 30)
+KEYWORDS = (
+    "cheap flights london paris hotels deals discount travel insurance car rental airport parking cruise "
+    "holidays packages booking coupon voucher promo code lowest price bargain offers tickets visa passport "
+    "resorts spa beach villa apartments hostel luxury budget weekend breaks city tours"
+)
+
+
+def _sentence(rng: random.Random, topic: str, grammar: dict | None = None) -> str:
+    subjects, predicates, settings = (grammar or TOPICS)[topic]
     return f"{rng.choice(subjects)} {rng.choice(predicates)} {rng.choice(settings)}."
+
+
+def _foreign_article(rng: random.Random, language: str) -> str:
+    paragraphs = [
+        " ".join(_sentence(rng, language, FOREIGN_TOPICS) for _ in range(rng.randint(3, 5))) for _ in range(3)
+    ]
+    return "\n\n".join(paragraphs)
+
+
+def _symbol_noise(rng: random.Random) -> str:
+    symbols = "#$%&*+/<=>@[]^_{|}~"
+    lines = [" ".join("".join(rng.choice(symbols) for _ in range(4)) + str(rng.randint(0, 99)) for _ in range(12))]
+    return "\n".join(lines * 4)
 
 
 def _article(rng: random.Random, topic: str) -> str:
@@ -509,11 +601,14 @@ def _article(rng: random.Random, topic: str) -> str:
 
 
 def _near_copy(rng: random.Random, text: str, topic: str) -> str:
-    """The same article with one sentence swapped and a sharing footer, as a re-hosted page would be."""
+    """The same article with the end of its first sentence reworded and a sharing footer, as a
+    re-hosted page would be. (Swapping a whole sentence of a short article leaves a character
+    5-gram Jaccard near 0.8, where MinHash-LSH at threshold 0.8 finds the pair only half the time.)"""
     paragraphs = text.split("\n\n")
-    _, rest = paragraphs[0].split(". ", 1)  # every paragraph has at least three sentences
-    paragraphs[0] = f"{_sentence(rng, topic)} {rest}"
-    return "\n\n".join(paragraphs + ["Thanks for reading. Feel free to share this page with a friend."])
+    first, rest = paragraphs[0].split(". ", 1)  # every paragraph has at least three sentences
+    _, _, settings = TOPICS[topic]
+    paragraphs[0] = f"{' '.join(first.split()[:-3])} {rng.choice(settings)}. {rest}"
+    return "\n\n".join(paragraphs + [DOCUMENT_FOOTER])
 
 
 @dataclass
@@ -545,6 +640,17 @@ def _text_docs(
             text, outcome = _near_copy(ctx.rng, source, topic), "near_duplicate"
         elif kind == "empty":
             topic, text, outcome = "none", args[0], EMPTY_TEXT
+        elif kind == "non_english":
+            topic, text, outcome = "gardening", _foreign_article(ctx.rng, args[0]), "non_english"
+            meta["language"] = args[0]
+        elif kind == "repetitive_spam":
+            topic, text, outcome = "spam", SHOUTED_SPAM, "repetitive_spam"
+        elif kind == "symbol_noise":
+            topic, text, outcome = "none", _symbol_noise(ctx.rng), "symbol_noise"
+        elif kind == "keyword_list":
+            topic, text, outcome = "spam", KEYWORDS, "keyword_list"
+        elif kind == "too_short":
+            topic, text, outcome = "none", "Click here to read more.", "too_short"
         elif kind == "malformed_line":
             docs.append(TextDoc("", extra={"raw_line": b'{"text": "An article that was cut off mid-wr'}))
             ledger.add(_row_key(index), MALFORMED_JSON)
@@ -559,12 +665,91 @@ def _text_docs(
 # --- interleaved ------------------------------------------------------------------------------
 
 
-def _interleaved_docs(
-    ctx: DemoContext, shard: str, total: int, planted: dict[int, str]
-) -> tuple[list[InterleavedDoc], ShardLedger]:
-    """Articles with 2-4 pictures, each matched to a sentence that describes it."""
-    docs, ledger = [], ShardLedger()
+@dataclass
+class InterleavedCorpus:
+    """Clean documents written so far and their scenes, for later copies across documents."""
+
+    docs: list[InterleavedDoc] = field(default_factory=list)
+    scenes: list[Scene] = field(default_factory=list)
+
+
+DOCUMENT_FOOTER = "Thanks for reading. Feel free to share this page with a friend."
+REPOST_CREDIT = "Originally posted on our blog."
+
+
+def _pictured(scene: Scene) -> str:
+    return f"Pictured: {scene.caption()}."
+
+
+def _document(ctx: DemoContext, corpus: InterleavedCorpus, url: str, n_images: int | None = None) -> InterleavedDoc:
+    """An article with 2-4 pictures, each matched to a sentence that describes it."""
     topics = sorted(TOPICS)
+    topic = topics[ctx.rng.randrange(len(topics))]
+    n_sentences, drawn = ctx.rng.randint(3, 8), ctx.rng.randint(2, 4)
+    n_images = min(n_images or drawn, n_sentences)
+    sentences = [_sentence(ctx.rng, topic) for _ in range(n_sentences)]
+    doc_images = []
+    for position in sorted(ctx.rng.sample(range(n_sentences), n_images)):
+        scene = ctx.scenes.next()
+        sentences[position] = _pictured(scene)
+        doc_images.append(DocImage(images.scene_jpeg(scene), position))
+        corpus.scenes.append(scene)
+    return InterleavedDoc(url, sentences, doc_images)
+
+
+def _planted_document(ctx: DemoContext, corpus: InterleavedCorpus, kind: str, url: str) -> InterleavedDoc:
+    """A readable document carrying one of INTERLEAVED_DEFECTS."""
+    if kind == "near_duplicate_document":
+        # A re-hosted copy: the same sentences and the same hotlinked pictures, plus a short credit line
+        # (short: these documents are a few hundred characters, and MinHash-LSH should see ~0.9).
+        source = next(doc for doc in corpus.docs if len(doc.sentences) >= 5)
+        copied = [
+            DocImage(image.data, image.matched_text_index, url=image.url or f"{source.url}/image-{position}.jpg")
+            for position, image in enumerate(source.images)
+        ]
+        return InterleavedDoc(url, [*source.sentences, REPOST_CREDIT], copied)
+    doc = _document(ctx, corpus, url, n_images=3 if kind == "tiny_image" else None)
+    first = doc.images[0]
+    if kind == "unrelated_images":
+        # Pictures from elsewhere: no sentence describes them, and MMC4's matrix says so too.
+        topic = sorted(TOPICS)[ctx.rng.randrange(len(TOPICS))]
+        doc.sentences = [_sentence(ctx.rng, topic) for _ in doc.sentences]
+        doc.extra["unrelated"] = True
+    elif kind == "all_images_broken":
+        for image in doc.images:  # 1x1 placeholders, as pages use for spacers and tracking pixels
+            image.data = images.png_bytes(images.Image.new("RGB", (1, 1), (ctx.rng.randrange(256), 0, 0)))
+    elif kind == "tiny_image":
+        tiny = images.tiny_scene(ctx.scenes.next())
+        doc.images[-1].data = images.scene_jpeg(tiny)
+        doc.sentences[doc.images[-1].matched_text_index] = _pictured(tiny)
+    elif kind == "cross_document_duplicate_image":
+        source = corpus.docs[0].images[0]
+        first.data = source.data
+        doc.sentences[first.matched_text_index] = corpus.docs[0].sentences[source.matched_text_index]
+    elif kind == "near_duplicate_image":
+        scene = corpus.scenes[1]
+        first.data = images.near_duplicate_variants(scene)[0]  # re-encoded at quality 60
+        doc.sentences[first.matched_text_index] = _pictured(scene)
+    elif kind == "caption_duplicate_image":
+        scene, sample = ctx.clean[0]
+        first.data = sample.image
+        doc.sentences[first.matched_text_index] = _pictured(scene)
+    elif kind == "non_english":
+        doc.sentences = [_sentence(ctx.rng, "de", FOREIGN_TOPICS) for _ in doc.sentences]
+    elif kind == "repetitive_spam":
+        doc.sentences = [SPAM_SENTENCE for _ in doc.sentences]
+    else:
+        raise ValueError(kind)
+    return doc
+
+
+def _interleaved_docs(
+    ctx: DemoContext, corpus: InterleavedCorpus, shard: str, total: int, planted: dict[int, str]
+) -> tuple[list[InterleavedDoc], ShardLedger]:
+    """Articles with 2-4 pictures, each matched to a sentence that describes it, and planted defects:
+    quarantine reasons (missing_image, corrupt_image, truncated_image, malformed_line) and the
+    readable INTERLEAVED_DEFECTS."""
+    docs, ledger = [], ShardLedger()
     for index in range(total):
         kind = planted.get(index, "ok")
         url = f"https://blog.example.org/{shard}/{index}"
@@ -573,24 +758,22 @@ def _interleaved_docs(
             docs.append(InterleavedDoc(url, [], [], extra={"raw_line": cut_off}))
             ledger.add(_row_key(index), MALFORMED_JSON)
             continue
-        topic = topics[ctx.rng.randrange(len(topics))]
-        n_sentences, n_images = ctx.rng.randint(3, 8), ctx.rng.randint(2, 4)
-        n_images = min(n_images, n_sentences)
-        sentences = [_sentence(ctx.rng, topic) for _ in range(n_sentences)]
-        doc_images = []
-        for position in sorted(ctx.rng.sample(range(n_sentences), n_images)):
-            scene = ctx.scenes.next()
-            sentences[position] = f"Pictured: {scene.caption()}."
-            doc_images.append(DocImage(images.scene_jpeg(scene), position))
+        if kind in INTERLEAVED_DEFECTS:
+            docs.append(_planted_document(ctx, corpus, kind, url))
+            ledger.add(_row_key(index), kind)
+            continue
+        doc = _document(ctx, corpus, url)
         outcome = None
-        broken = doc_images[ctx.rng.randrange(len(doc_images))]
+        broken = doc.images[ctx.rng.randrange(len(doc.images))]
         if kind == "missing_image":
             broken.data, outcome = None, MISSING_FILE
         elif kind == "corrupt_image":
             broken.data, outcome = images.random_bytes(ctx.rng), UNDECODABLE_IMAGE
         elif kind == "truncated_image":
             broken.data, outcome = images.truncated(broken.data), TRUNCATED_IMAGE
-        docs.append(InterleavedDoc(url, sentences, doc_images))
+        else:
+            corpus.docs.append(doc)
+        docs.append(doc)
         ledger.add(_row_key(index), outcome)
     return docs, ledger
 
@@ -644,21 +827,30 @@ def generate_demo_data(root: str | Path, seed: int = 0) -> dict:
             10: "empty_caption", 12: "cross_shard_duplicate", 14: "random_bytes", 15: "missing_file",
         })  # fmt: skip
 
-    mmc4, ledger = _interleaved_docs(ctx, "mmc4", 10, {3: "malformed_line", 6: "missing_image", 8: "truncated_image"})
+    documents = InterleavedCorpus()
+    mmc4, ledger = _interleaved_docs(ctx, documents, "mmc4", 16, {
+        3: "malformed_line", 6: "missing_image", 8: "truncated_image", 10: "unrelated_images",
+        11: "all_images_broken", 12: "tiny_image", 13: "cross_document_duplicate_image", 15: "near_duplicate_image",
+    })  # fmt: skip
     write_mmc4_jsonl(raw / "interleaved/mmc4-00000.jsonl", mmc4)
     manifest["interleaved/mmc4-00000.jsonl"] = ledger.summary()
-    obelics, ledger = _interleaved_docs(ctx, "obelics", 10, {4: "corrupt_image"})
+    obelics, ledger = _interleaved_docs(ctx, documents, "obelics", 14, {
+        4: "corrupt_image", 9: "caption_duplicate_image", 10: "near_duplicate_document", 11: "non_english",
+        12: "repetitive_spam",
+    })  # fmt: skip
     write_obelics_parquet(raw / "interleaved/obelics-00000.parquet", obelics)
     manifest["interleaved/obelics-00000.parquet"] = ledger.summary()
 
     corpus = TextCorpus()
-    web0, ledger = _text_docs(ctx, corpus, "web-00000", 20, {
+    web0, ledger = _text_docs(ctx, corpus, "web-00000", 24, {
         4: ("malformed_line",), 9: ("empty", ""), 12: ("near_duplicate", 2), 16: ("near_duplicate", 7),
+        20: ("non_english", "de"), 21: ("repetitive_spam",), 22: ("symbol_noise",), 23: ("keyword_list",),
     })  # fmt: skip
     write_text_jsonl(raw / "text/web-00000.jsonl", web0)
     manifest["text/web-00000.jsonl"] = ledger.summary()
-    web1, ledger = _text_docs(ctx, corpus, "web-00001", 20, {
+    web1, ledger = _text_docs(ctx, corpus, "web-00001", 22, {
         3: ("empty", " \n\n  "), 6: ("exact_duplicate", 0), 10: ("near_duplicate", 5), 15: ("near_duplicate", 20),
+        20: ("non_english", "fr"), 21: ("too_short",),
     })  # fmt: skip
     write_text_parquet(raw / "text/web-00001.parquet", web1)
     manifest["text/web-00001.parquet"] = ledger.summary()

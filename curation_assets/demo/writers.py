@@ -48,6 +48,10 @@ class DocImage:
 
 @dataclass
 class InterleavedDoc:
+    """Extras: `raw_line` (MMC4: the line written verbatim), `unrelated` (MMC4: the shipped
+    similarity matrix says no image matches any sentence, as for pictures that do not belong to
+    the text)."""
+
     url: str
     sentences: list[str]
     images: list[DocImage]
@@ -311,8 +315,11 @@ def _image_url(doc: InterleavedDoc, position: int, image: DocImage) -> str:
     return image.url or f"{doc.url.rstrip('/')}/image-{position}.jpg"
 
 
-def _similarity_row(raw_url: str, n_sentences: int, matched: int) -> list[float]:
-    """CLIP-like similarities of one image to every sentence: ~0.3 for its match, lower elsewhere."""
+def _similarity_row(raw_url: str, n_sentences: int, matched: int, unrelated: bool = False) -> list[float]:
+    """CLIP-like similarities of one image to every sentence: ~0.3 for its match, lower elsewhere;
+    for an unrelated image, under 0.1 everywhere (MMC4 kept images scoring 0.15 or more)."""
+    if unrelated:
+        return [round(0.02 + 0.07 * _unit_hash(raw_url, j), 4) for j in range(n_sentences)]
     return [
         round(0.30 + 0.05 * _unit_hash(raw_url, j) if j == matched else 0.08 + 0.12 * _unit_hash(raw_url, j), 4)
         for j in range(n_sentences)
@@ -343,7 +350,9 @@ def write_mmc4_jsonl(
         image_info, matrix = [], []
         for position, image in enumerate(doc.images):
             raw_url = _image_url(doc, position, image)
-            row = _similarity_row(raw_url, len(doc.sentences), image.matched_text_index)
+            row = _similarity_row(
+                raw_url, len(doc.sentences), image.matched_text_index, doc.extra.get("unrelated", False)
+            )
             name = mmc4_image_name(raw_url)
             image_info.append(
                 {

@@ -2,8 +2,12 @@
 
 A recipe's `filters` is an ordered list; each entry names one operator and its parameters, e.g.
 `- image_text_similarity_filter: {min_score: 0.28}`. A bound is a number, or `"p10"`: the 10th
-percentile of that score over all shards, resolved when thresholds are computed. Every sample is
-kept or dropped, and a drop names the first failing rule and the value that failed it.
+percentile of that score over all shards, resolved when thresholds are computed. An operator may also
+name allowed values of a categorical column (language_id_score_filter's `lang`). Every sample is kept
+or dropped, and a drop names the first failing rule and the value that failed it.
+
+Operators read score columns only; which model or statistic fills a column is the scoring tables'
+business, so a threshold edit re-runs decisions and never a model.
 """
 
 from __future__ import annotations
@@ -50,13 +54,15 @@ def is_percentile(bound: Bound | None) -> bool:
 
 @dataclass(frozen=True)
 class Rule:
-    """One bound check on one score column: fail when below `lower` or above `upper`."""
+    """One check on one score column: fail when below `lower`, above `upper`, or (for a categorical
+    column) not one of `allowed`."""
 
     op: str
     column: str
     lower: Bound | None = None
     upper: Bound | None = None
     upper_inclusive: bool = True  # False: values equal to `upper` fail too (probability thresholds)
+    allowed: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,13 @@ class ResolvedRule:
     lower: float | None
     upper: float | None
     upper_inclusive: bool
+    # Defaulted so thresholds stored before categorical rules existed still load.
+    allowed: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        # Stored thresholds come back from JSON with a list; keep the rule hashable and comparable.
+        if self.allowed is not None and not isinstance(self.allowed, tuple):
+            object.__setattr__(self, "allowed", tuple(self.allowed))
 
     def failing(self, float_column: bool) -> pl.Expr:
         """True where the sample fails; a missing score fails too (it cannot be shown to pass)."""
@@ -75,6 +88,8 @@ class ResolvedRule:
             fails = fails | (value < self.lower)
         if self.upper is not None:
             fails = fails | ((value > self.upper) if self.upper_inclusive else (value >= self.upper))
+        if self.allowed is not None:
+            fails = fails | ~value.is_in(list(self.allowed))
         return fails
 
 
@@ -84,7 +99,10 @@ class FilterOp(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     # score column -> (lower-bound field, upper-bound field); either may be None.
-    bounds: ClassVar[dict[str, tuple[str | None, str | None]]]
+    bounds: ClassVar[dict[str, tuple[str | None, str | None]]] = {}
+    # categorical column -> the field holding its allowed values (one or a list; empty: any value).
+    # Checked before the bounds, so a drop names the category when both fail.
+    categories: ClassVar[dict[str, str]] = {}
     # The column's possible values: bounds outside them are refused at recipe load.
     value_range: ClassVar[tuple[float, float]] = (float("-inf"), float("inf"))
     # False: a value equal to the upper bound fails too (Data-Juicer's probability thresholds).
@@ -116,10 +134,21 @@ class FilterOp(BaseModel):
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
-        return tuple(cls.bounds)
+        return (*cls.categories, *cls.bounds)
+
+    def allowed_values(self, column: str) -> tuple[str, ...] | None:
+        values = getattr(self, self.categories[column])
+        values = (values,) if isinstance(values, str) else tuple(values or ())
+        values = tuple(value for value in values if value)
+        return values or None
 
     def rules(self, name: str) -> list[Rule]:
-        return [
+        categorical = [
+            Rule(name, column, allowed=self.allowed_values(column))
+            for column in self.categories
+            if self.allowed_values(column) is not None
+        ]
+        return categorical + [
             Rule(
                 name,
                 column,
@@ -244,6 +273,72 @@ class ImageNsfwFilter(FilterOp):
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
+class LanguageIDScoreFilter(FilterOp):
+    """Data-Juicer's language_id_score_filter: keep a text whose predicted language is one of `lang`
+    (any language when `lang` is empty) and whose prediction confidence is at least `min_score`.
+
+    Reads `language` and `language_score` (scoring/language_id.py: py3langid, a model inside its
+    package). Data-Juicer predicts with fastText lid.176; both confidences are the top language's
+    probability, but from different models: re-derive `min_score` from the analysis."""
+
+    categories = {"language": "lang"}
+    bounds = {"language_score": ("min_score", None)}
+    value_range = (0.0, 1.0)
+    lang: str | list[str] = Field(default="", description="language code(s) to keep, e.g. en or [en, de]; empty: any")
+    min_score: Bound = Field(default=0.8, description="lowest confidence of the predicted language")
+
+    @field_validator("lang")
+    @classmethod
+    def _language_codes(cls, value: str | list[str]) -> str | list[str]:
+        for code in [value] if isinstance(value, str) else value:
+            if code and not LANGUAGE_CODE.match(code):
+                raise ValueError(f"{code!r} is not a lowercase ISO 639 language code such as 'en'")
+        return value
+
+
+class StopwordsFilter(FilterOp):
+    """Data-Juicer's stopwords_filter: the share of a text's words that are stopwords of its language.
+
+    Reads `stopwords_ratio` (scoring/text_quality.py). Data-Juicer takes the stopword list from its
+    `lang` parameter; here the scorer uses the list of each text's predicted language, so the
+    ratio is computed once and this operator has only the bounds."""
+
+    bounds = {"stopwords_ratio": ("min_ratio", "max_ratio")}
+    value_range = (0.0, 1.0)
+    min_ratio: Bound | None = Field(default=0.3, description="lowest share of stopwords (Data-Juicer's default)")
+    max_ratio: Bound | None = Field(default=None, description="highest share of stopwords")
+
+
+class PerplexityFilter(FilterOp):
+    """Data-Juicer's perplexity_filter: drop texts whose KenLM perplexity is above `max_ppl`.
+
+    The language model is the user's (recipe `models.perplexity`), not a parameter here: a threshold
+    edit then re-runs only decisions, never the model."""
+
+    bounds = {"perplexity": (None, "max_ppl")}
+    value_range = (0.0, float("inf"))
+    max_ppl: Bound = Field(default=1500, description="highest perplexity kept (Data-Juicer's default)")
+
+
+class ImagesLeftFilter(FilterOp):
+    """Interleaved documents (ours, not a Data-Juicer operator): how many images a document still
+    has after the image rules and image dedup removed theirs."""
+
+    bounds = {"num_images_kept": ("min_num", "max_num")}
+    value_range = (0, float("inf"))
+    min_num: Bound | None = Field(default=1, description="fewest images left")
+    max_num: Bound | None = Field(default=None, description="most images left")
+
+
+class ImageDropRatioFilter(FilterOp):
+    """Interleaved documents (ours): the share of a document's images that the image rules dropped.
+    A document that lost most of its pictures no longer reads as its author laid it out."""
+
+    bounds = {"image_drop_ratio": (None, "max_ratio")}
+    value_range = (0.0, 1.0)
+    max_ratio: Bound | None = Field(default=None, description="highest share of images dropped")
+
+
 FILTER_OPS: dict[str, type[FilterOp]] = {
     "image_text_similarity_filter": ImageTextSimilarityFilter,
     "image_text_matching_filter": ImageTextMatchingFilter,
@@ -259,6 +354,11 @@ FILTER_OPS: dict[str, type[FilterOp]] = {
     "word_repetition_filter": WordRepetitionFilter,
     "character_repetition_filter": CharacterRepetitionFilter,
     "alphanumeric_filter": AlphanumericFilter,
+    "language_id_score_filter": LanguageIDScoreFilter,
+    "stopwords_filter": StopwordsFilter,
+    "perplexity_filter": PerplexityFilter,
+    "images_left_filter": ImagesLeftFilter,
+    "image_drop_ratio_filter": ImageDropRatioFilter,
 }
 
 
@@ -316,19 +416,25 @@ def resolve(rules: Sequence[Rule], quantile: Callable[[str, float], float]) -> l
         return quantile(rule.column, percentile_value(bound)) if is_percentile(bound) else float(bound)
 
     return [
-        ResolvedRule(rule.op, rule.column, value(rule, rule.lower), value(rule, rule.upper), rule.upper_inclusive)
+        ResolvedRule(
+            rule.op, rule.column, value(rule, rule.lower), value(rule, rule.upper), rule.upper_inclusive, rule.allowed
+        )
         for rule in rules
-        if rule.lower is not None or rule.upper is not None
+        if rule.lower is not None or rule.upper is not None or rule.allowed is not None
     ]
 
 
 def decide(
-    scores: pl.DataFrame, rules: Sequence[ResolvedRule], duplicate_of: pl.DataFrame | None = None
+    scores: pl.DataFrame,
+    rules: Sequence[ResolvedRule],
+    duplicate_of: pl.DataFrame | None = None,
+    id_column: str = "sample_id",
 ) -> pl.DataFrame:
     """One row per sample: kept, and for drops the first failing rule and the value that failed it.
 
-    `scores` has `sample_id` and every column a rule reads; `duplicate_of` (sample_id, duplicate_of,
-    method) marks dedup losers, which fail as the last rule ("dedup") after every threshold.
+    `scores` has `id_column` and every column a rule reads; `duplicate_of` (id_column, duplicate_of,
+    method) marks dedup losers, which fail as the last rule ("dedup") after every threshold. The id
+    is `sample_id` for captions and documents, `image_id` for the images inside documents.
     """
     frame = scores
     checks: list[tuple[str, pl.Expr, pl.Expr]] = []
@@ -336,7 +442,7 @@ def decide(
         fail = rule.failing(frame.schema[rule.column].is_float())
         checks.append((rule.op, fail, pl.format("{}={}", pl.lit(rule.column), pl.col(rule.column).cast(pl.String))))
     if duplicate_of is not None:
-        frame = frame.join(duplicate_of.select("sample_id", "duplicate_of", "method"), on="sample_id", how="left")
+        frame = frame.join(duplicate_of.select(id_column, "duplicate_of", "method"), on=id_column, how="left")
         checks.append(
             (
                 "dedup",
@@ -346,7 +452,7 @@ def decide(
         )
     if not checks:
         return frame.select(
-            "sample_id",
+            id_column,
             pl.lit(True).alias("kept"),
             pl.lit(None, pl.String).alias("drop_rule"),
             pl.lit(None, pl.String).alias("drop_value"),
@@ -354,5 +460,5 @@ def decide(
     drop_rule = pl.coalesce([pl.when(fail).then(pl.lit(name)) for name, fail, _ in checks])
     drop_value = pl.coalesce([pl.when(fail).then(value.fill_null("missing")) for _, fail, value in checks])
     return frame.select(
-        "sample_id", drop_rule.is_null().alias("kept"), drop_rule.alias("drop_rule"), drop_value.alias("drop_value")
+        id_column, drop_rule.is_null().alias("kept"), drop_rule.alias("drop_rule"), drop_value.alias("drop_value")
     )
