@@ -13,10 +13,9 @@ import torch
 
 from curation_assets.models.availability import hub_access
 from curation_assets.models.device import inference_dtype, pick_device
-from curation_assets.models.smoke import smoke_folder
+from curation_assets.models.smoke import smoke_folder, tiny_blip
 from curation_assets.recipe import CaptionerModel
 
-SMOKE_IMAGE_SIZE = 32
 SMOKE_VERSION = 1
 
 
@@ -72,11 +71,7 @@ def build_smoke_captioner(folder: str | Path) -> Path:
     """A tiny random BLIP captioner (BlipForConditionalGeneration, the class of Salesforce/blip-image-
     captioning-*) with a toy WordPiece vocabulary, saved like any checkpoint folder."""
     from transformers import (
-        BertTokenizerFast,
-        BlipConfig,
         BlipForConditionalGeneration,
-        BlipImageProcessor,
-        BlipProcessor,
     )
 
     folder = Path(folder)
@@ -105,28 +100,9 @@ def build_smoke_captioner(folder: str | Path) -> Path:
         "cat",
     ]
     vocab = list(dict.fromkeys(vocab))
-    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, bos_token="[DEC]")
-    processor = BlipProcessor(
-        image_processor=BlipImageProcessor(size={"height": SMOKE_IMAGE_SIZE, "width": SMOKE_IMAGE_SIZE}),
-        tokenizer=tokenizer,
-    )
-    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    config = BlipConfig(
-        text_config=dict(
-            vocab_size=len(vocab),
-            encoder_hidden_size=32,
-            max_position_embeddings=64,
-            pad_token_id=0,
-            bos_token_id=5,
-            sep_token_id=3,
-            eos_token_id=3,
-            **small,
-        ),
-        vision_config=dict(image_size=SMOKE_IMAGE_SIZE, patch_size=16, **small),
-        projection_dim=32,
-    )
-    torch.manual_seed(0)
-    BlipForConditionalGeneration(config).save_pretrained(folder)
+    text = dict(bos_token_id=5, sep_token_id=3, eos_token_id=3)
+    model, processor = tiny_blip(vocab, BlipForConditionalGeneration, text, bos_token="[DEC]")
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
 

@@ -12,10 +12,9 @@ import torch
 
 from curation_assets.models.availability import hub_access
 from curation_assets.models.device import inference_dtype, pick_device
-from curation_assets.models.smoke import smoke_folder
+from curation_assets.models.smoke import smoke_folder, tiny_blip
 from curation_assets.recipe import ItmModel
 
-SMOKE_IMAGE_SIZE = 32
 SMOKE_VERSION = 1  # bump when build_smoke_itm changes, so cached smoke folders are rebuilt
 
 
@@ -49,33 +48,15 @@ class LoadedItm:
 def build_smoke_itm(folder: str | Path) -> Path:
     """Write a tiny random BLIP ITM model plus processor to `folder`, loadable by path like any
     checkpoint. Same classes as Salesforce/blip-itm-*, a few layers of width 32, a toy WordPiece vocab."""
-    from transformers import BertTokenizerFast, BlipConfig, BlipForImageTextRetrieval, BlipImageProcessor, BlipProcessor
+    from transformers import BlipForImageTextRetrieval
 
     folder = Path(folder)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "[ENC]", *string.ascii_lowercase, *string.digits]
     vocab += ["##" + c for c in string.ascii_lowercase + string.digits] + list(".,;:!?'\"-()")
-    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)})
-    processor = BlipProcessor(
-        image_processor=BlipImageProcessor(size={"height": SMOKE_IMAGE_SIZE, "width": SMOKE_IMAGE_SIZE}),
-        tokenizer=tokenizer,
+    model, processor = tiny_blip(
+        vocab, BlipForImageTextRetrieval, dict(bos_token_id=5, sep_token_id=3), image_text_hidden_size=32
     )
-    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    config = BlipConfig(
-        text_config=dict(
-            vocab_size=len(vocab),
-            encoder_hidden_size=32,
-            max_position_embeddings=64,
-            pad_token_id=0,
-            bos_token_id=5,
-            sep_token_id=3,
-            **small,
-        ),
-        vision_config=dict(image_size=SMOKE_IMAGE_SIZE, patch_size=16, **small),
-        projection_dim=32,
-        image_text_hidden_size=32,
-    )
-    torch.manual_seed(0)
-    BlipForImageTextRetrieval(config).save_pretrained(folder)
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
 

@@ -14,11 +14,17 @@ from curation_assets.table_spec import TableOutput
 
 @computes(tables.CLIP_EMBEDDINGS)
 def clip_embeddings_table(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.image_models import clip_embeddings
+    from curation_assets.scoring.image_models import score_image_tables
 
-    clip = work.model("clip")
-    frame = clip_embeddings(work.shard, work.normalized, clip, work.batch_settings("clip"), work.progress)
-    return TableOutput(frame, clip.identity, not clip.random_init)
+    outputs = score_image_tables(
+        work.shard,
+        work.normalized,
+        [tables.CLIP_EMBEDDINGS.name],
+        work.model,
+        work.batch_settings("clip"),
+        work.progress,
+    )
+    return outputs[tables.CLIP_EMBEDDINGS.name]
 
 
 def _embedding_provenance(embeddings: pl.DataFrame) -> tuple[str, bool]:
@@ -46,26 +52,21 @@ def aesthetics_table(work: ShardWork) -> TableOutput:
     return TableOutput(frame, head.identity, clip_meaningful and not head.random_init)
 
 
-def _image_probability(name: str, column: str, scorer_name: str):
-    """A table of one per-image probability from one image model."""
+def _image_probability(name: str):
+    """A table of one per-image probability from one image model (image_models.score_image_tables)."""
 
     def compute(work: ShardWork) -> TableOutput:
-        from curation_assets.scoring import image_models
+        from curation_assets.scoring.image_models import score_image_tables
 
-        model = work.model(name)
-        table = work.normalized
-        scorer = getattr(image_models, scorer_name)
-        scores = scorer(work.shard, table, model, work.batch_settings(name), work.progress)
-        frame = table.select("sample_id").with_columns(pl.Series(column, scores, dtype=pl.Float32))
-        return TableOutput(frame, model.identity, not model.random_init)
+        settings = work.batch_settings(name)
+        return score_image_tables(work.shard, work.normalized, [name], work.model, settings, work.progress)[name]
 
     compute.__name__ = f"{name}_table"
     return compute
 
 
-computes(tables.ITM)(_image_probability("itm", "itm_probability", "itm_probabilities"))
-computes(tables.WATERMARK)(_image_probability("watermark", "watermark_probability", "watermark_probabilities"))
-computes(tables.NSFW)(_image_probability("nsfw", "nsfw_probability", "nsfw_probabilities"))
+for _spec in (tables.ITM, tables.WATERMARK, tables.NSFW):
+    computes(_spec)(_image_probability(_spec.name))
 
 
 @computes(tables.IMAGE_STATS)
@@ -82,39 +83,11 @@ def image_stats_table(work: ShardWork) -> TableOutput:
     return TableOutput(frame, "image header (ingest)")
 
 
-@computes(tables.CAPTION_TEXT_STATS)
-def text_stats_table(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.text_stats import TEXT_STATS_PRODUCER, text_stats
-
-    table = work.normalized
-    frame = pl.concat([table.select("sample_id"), text_stats(table["caption"].to_list())], how="horizontal")
-    return TableOutput(frame, TEXT_STATS_PRODUCER)
-
-
 @computes(tables.IMAGE_PHASH)
 def image_phash_table(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.image_models import BatchSettings, perceptual_hashes
+    from curation_assets.scoring.image_models import BatchSettings, score_image_tables
 
-    table = work.normalized
     # pHash decodes small (64 px) on the CPU: two decoding workers regardless of any model's settings.
-    hashes = perceptual_hashes(work.shard, table, BatchSettings(batch_size=64, num_workers=2))
-    frame = table.select("sample_id").with_columns(pl.Series("phash", hashes, dtype=pl.String))
-    return TableOutput(frame, "imagehash.phash")
-
-
-@computes(tables.CAPTION_MINHASH)
-def caption_minhash_table(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.hashes import MINHASH, text_minhash
-
-    table = work.normalized
-    frame = table.select("sample_id").with_columns(pl.Series("minhash", text_minhash(table["caption"].to_list())))
-    return TableOutput(frame, MINHASH.produced_by)
-
-
-@computes(tables.CAPTION_EMBEDDING)
-def caption_embedding_table(work: ShardWork) -> TableOutput:
-    embedder = work.model("text_embedding")
-    table = work.normalized
-    vectors = embedder.embed(table["caption"].to_list())
-    frame = table.select("sample_id").with_columns(pl.Series("text_embedding", vectors))
-    return TableOutput(frame, embedder.identity, not embedder.random_init)
+    settings = BatchSettings(batch_size=64, num_workers=2)
+    name = tables.IMAGE_PHASH.name
+    return score_image_tables(work.shard, work.normalized, [name], work.model, settings)[name]

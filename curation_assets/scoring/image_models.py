@@ -1,12 +1,16 @@
 """Per-shard scores that need the images: CLIP embeddings, BLIP ITM, watermark, NSFW, pHash.
 
-Each function takes a shard's normalized caption table and an already loaded model, streams the
-shard's images through DataLoader workers and returns one row per input row, in input order.
+Each model is an ImageConsumer of the shared image pass (image_pass.score_images): `score_image_tables`
+computes any subset of these tables from one read and one decode per image. The one-model functions
+below (clip_embeddings, itm_probabilities, ...) are the same pass with a single consumer. A table
+computed alone or with others holds the same values wherever its images were decoded at the same
+scale (non-JPEG images always; JPEGs when BatchSettings.decode_min_side pins the scale), and the
+same picture to within a few levels otherwise (image_batches.reduced_for); test_image_pass.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +19,9 @@ import polars as pl
 import torch
 
 from curation_assets.readers import ShardFile
-from curation_assets.scoring.image_batches import image_batches
+from curation_assets.registry import CLIP_EMBEDDINGS, IMAGE_PHASH, ITM, NSFW, WATERMARK
+from curation_assets.scoring.image_pass import ImageConsumer, PassStats, score_images
+from curation_assets.table_spec import TableOutput
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,14 @@ class BatchSettings:
     batch_size: int = 64
     num_workers: int = 2
     pin_memory: bool = False
+    # Where the image pass decodes: "auto" (on the GPU when CUDA is present and every due model can
+    # take tensors there, else in CPU workers), "cpu", or "device" (tensor path on the models' device).
+    decode: str = "auto"
+    # Decode at least this large (shorter side, px) even when every due model needs less. A table's
+    # values depend (slightly) on the scale its images were decoded at, so a caller that wants a
+    # table re-run alone to match the same table computed with the others pins this to the largest
+    # input of the models it runs together. None: the largest need of the due models.
+    decode_min_side: int | None = None
 
     def loader_kwargs(self) -> dict:
         return {"batch_size": self.batch_size, "num_workers": self.num_workers, "pin_memory": self.pin_memory}
@@ -30,9 +44,244 @@ class BatchSettings:
 
 Progress = Callable[[int, int], None]  # (rows done, rows total)
 
+# The per-shard caption tables the image pass computes, and the model each needs (pHash needs none).
+IMAGE_TABLE_MODELS: dict[str, str | None] = {
+    CLIP_EMBEDDINGS.name: "clip",
+    ITM.name: ITM.name,
+    WATERMARK.name: WATERMARK.name,
+    NSFW.name: NSFW.name,
+    IMAGE_PHASH.name: None,
+}
+PHASH_PRODUCER = "imagehash.phash"
+PHASH_DECODE_SIDE = 64  # pHash reads a 32x32 thumbnail; see hashes._PHASH_DECODE_SIDE
 
-def _embedding_column(name: str, vectors: np.ndarray) -> pl.Series:
-    return pl.Series(name, vectors.astype(np.float16))
+
+# --- consumers: one per model ---------------------------------------------------------------------
+
+
+def clip_consumer(clip) -> ImageConsumer:
+    """L2-normalised CLIP image embeddings, float16."""
+    from curation_assets.scoring.image_device import compose_on_tensors
+
+    def score(pixels, _positions):
+        return clip.encode_images(pixels).cpu().numpy().astype(np.float16)
+
+    return ImageConsumer(
+        "clip",
+        clip.preprocess,
+        clip.image_size,
+        score,
+        output="vector",
+        device_transform=compose_on_tensors(clip.preprocess, clip.dtype),
+        device=str(clip.device),
+    )
+
+
+class BlipPixels:
+    """BLIP's processor on one decoded image (the ITM model's `preprocess`, without the model in tow
+    when a worker receives it)."""
+
+    def __init__(self, image_processor):
+        self.image_processor = image_processor
+
+    def __call__(self, image) -> torch.Tensor:
+        return self.image_processor(images=image, return_tensors="pt").pixel_values[0]
+
+
+def itm_consumer(itm, captions: list[str]) -> ImageConsumer:
+    """P(image and caption match), each image with the caption of its own row."""
+    from curation_assets.scoring.image_device import processor_on_tensors
+
+    def score(pixels, positions):
+        return itm.match_probability(pixels, [captions[p] for p in positions]).cpu().numpy()
+
+    image_processor = itm.processor.image_processor
+    return ImageConsumer(
+        ITM.name,
+        BlipPixels(image_processor),
+        itm.image_size,
+        score,
+        device_transform=processor_on_tensors(image_processor, itm.dtype),
+        device=str(itm.device),
+    )
+
+
+def watermark_consumer(detector) -> ImageConsumer:
+    from curation_assets.scoring.image_device import compose_on_tensors
+
+    def score(pixels, _positions):
+        return detector.score(pixels).cpu().numpy()
+
+    return ImageConsumer(
+        WATERMARK.name,
+        detector.preprocess,
+        detector.image_size,
+        score,
+        device_transform=compose_on_tensors(detector.preprocess, detector.dtype),
+        device=str(detector.device),
+    )
+
+
+def nsfw_consumer(classifier) -> ImageConsumer:
+    from curation_assets.models.nsfw import nsfw_preprocess
+    from curation_assets.scoring.image_device import nsfw_on_tensors
+
+    def score(batch, _positions):
+        if isinstance(batch, torch.Tensor):
+            return classifier.score_tensor(batch)
+        return classifier.score(np.asarray(batch))
+
+    # Open-NSFW resizes to 256 first, so JPEGs can decode at that scale.
+    return ImageConsumer(
+        NSFW.name, nsfw_preprocess, 256, score, device_transform=nsfw_on_tensors, device=classifier.device
+    )
+
+
+def _same(values, _positions):
+    return values
+
+
+def phash_consumer() -> ImageConsumer:
+    from curation_assets.scoring.hashes import phash_hex
+    from curation_assets.scoring.image_device import phash_on_tensors
+
+    # 64 px: a reduced JPEG decode that still leaves the 32x32 resize a true downscale.
+    return ImageConsumer(
+        IMAGE_PHASH.name, phash_hex, PHASH_DECODE_SIDE, _same, output="object", collate=list,
+        device_transform=phash_on_tensors,
+    )  # fmt: skip
+
+
+def image_consumers(due: Iterable[str], model: Callable[[str], Any], captions: list[str]) -> list[ImageConsumer]:
+    """One consumer per due table (names of IMAGE_TABLE_MODELS); `model(name)` gives a loaded model."""
+    builders = {
+        CLIP_EMBEDDINGS.name: lambda: clip_consumer(model("clip")),
+        ITM.name: lambda: itm_consumer(model(ITM.name), captions),
+        WATERMARK.name: lambda: watermark_consumer(model(WATERMARK.name)),
+        NSFW.name: lambda: nsfw_consumer(model(NSFW.name)),
+        IMAGE_PHASH.name: phash_consumer,
+    }
+    due = list(dict.fromkeys(due))
+    unknown = [name for name in due if name not in builders]
+    if unknown:
+        raise KeyError(f"no image table {unknown}; known: {', '.join(builders)}")
+    return [builders[name]() for name in due]
+
+
+# --- tables from one pass -------------------------------------------------------------------------
+
+
+def score_image_tables(
+    shard: ShardFile,
+    table: pl.DataFrame,
+    due: Iterable[str],
+    model: Callable[[str], Any],
+    settings: BatchSettings,
+    progress: Progress | None = None,
+    *,
+    stats: PassStats | None = None,
+) -> dict[str, TableOutput]:
+    """The due image tables of one shard (names of IMAGE_TABLE_MODELS) from one pass over its
+    images. `table` is the shard's normalized caption table; `model(name)` returns a loaded model
+    (ShardWork.model or the Dagster resources); only the due tables' models are asked for."""
+    due = list(dict.fromkeys(due))
+    consumers = image_consumers(due, model, _captions(table, due))
+    results = score_images(shard, table["image_ref"].to_list(), consumers, settings, progress, stats=stats)
+    ids = table.select("sample_id")
+    outputs: dict[str, TableOutput] = {}
+    for name in due:
+        if name == CLIP_EMBEDDINGS.name:
+            clip = model("clip")
+            frame = _clip_frame(table, clip, results[name_of(name)], settings.batch_size)
+            outputs[name] = TableOutput(frame, clip.identity, not clip.random_init)
+        elif name == IMAGE_PHASH.name:
+            outputs[name] = TableOutput(
+                ids.with_columns(pl.Series("phash", results[name], dtype=pl.String)), PHASH_PRODUCER
+            )
+        else:
+            loaded = model(IMAGE_TABLE_MODELS[name])
+            column = pl.Series(f"{name}_probability", results[name], dtype=pl.Float32)
+            outputs[name] = TableOutput(ids.with_columns(column), loaded.identity, not loaded.random_init)
+    return outputs
+
+
+def _captions(table: pl.DataFrame, due: list[str]) -> list[str]:
+    # Only ITM reads captions; image tables of other kinds (interleaved images) have none.
+    return table["caption"].to_list() if ITM.name in due else []
+
+
+def name_of(table_name: str) -> str:
+    """The consumer name of a table (CLIP's consumer is named after its model)."""
+    return "clip" if table_name == CLIP_EMBEDDINGS.name else table_name
+
+
+def _clip_frame(table: pl.DataFrame, clip, image_vectors: np.ndarray, batch_size: int) -> pl.DataFrame:
+    rows = table.height
+    images = np.zeros((rows, clip.embed_dim), dtype=np.float16)
+    if rows:
+        images[:] = image_vectors
+    texts = clip_text_embeddings(clip, table["caption"].to_list(), batch_size)
+    return table.select("sample_id").with_columns(
+        pl.Series("image_embedding", images), pl.Series("text_embedding", texts)
+    )
+
+
+def clip_text_embeddings(clip, texts: list[str], batch_size: int) -> np.ndarray:
+    """L2-normalised CLIP caption embeddings, float16, (len(texts), embed_dim): what
+    clip.encode_texts computes, at a fraction of the cost for captions.
+
+    open_clip pads every caption to the full context (77 tokens), but its text tower is causal and
+    pools at the end-of-text token, so positions after it change nothing. Captions are therefore
+    encoded in batches of similar length (sorted by token count), each batch cut to its longest
+    caption: a 15-token caption costs 15 positions, not 77. Models this does not apply to (another
+    pooling, a Hugging Face text tower) go through clip.encode_texts as they are."""
+    vectors = np.zeros((len(texts), clip.embed_dim), dtype=np.float16)
+    encode = _trimmed_text_encoder(clip)
+    if not texts:
+        return vectors
+    if encode is None:
+        for start in range(0, len(texts), batch_size):
+            vectors[start : start + batch_size] = clip.encode_texts(texts[start : start + batch_size]).cpu().numpy()
+        return vectors
+    # Each distinct caption once: a repeated caption gets the very same vector wherever it appears,
+    # whatever batch (and so cut length) it would have fallen into.
+    distinct, where = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+    tokens = clip.tokenizer(distinct.tolist())
+    lengths = tokens.argmax(dim=-1) + 1  # the end-of-text token has the highest id: it ends each caption
+    order = torch.argsort(lengths, stable=True)
+    encoded = np.zeros((len(distinct), clip.embed_dim), dtype=np.float16)
+    for start in range(0, len(distinct), batch_size):
+        chunk = order[start : start + batch_size]
+        encoded[chunk.numpy()] = encode(tokens[chunk, : int(lengths[chunk].max())]).cpu().numpy()
+    vectors[:] = encoded[where.reshape(-1)]
+    return vectors
+
+
+def _trimmed_text_encoder(clip):
+    """open_clip's CLIP.encode_text for token rows cut short, or None where it would not be exact."""
+    import open_clip
+
+    model = clip.model
+    mask = getattr(model, "attn_mask", None)
+    if type(model) is not open_clip.CLIP or getattr(model, "text_pool_type", None) != "argmax" or mask is None:
+        return None
+
+    @torch.inference_mode()
+    def encode(tokens: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[1]
+        tokens = tokens.to(clip.device)
+        cast = model.transformer.get_cast_dtype()
+        x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:length].to(cast)
+        x = model.ln_final(model.transformer(x, attn_mask=mask[:length, :length]))
+        x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+        projection = model.text_projection
+        x = projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
+        return torch.nn.functional.normalize(x.float(), dim=-1)
+
+    return encode
+
+
+# --- one model at a time (the same pass with one consumer) ----------------------------------------
 
 
 def clip_embeddings(
@@ -40,25 +289,9 @@ def clip_embeddings(
 ) -> pl.DataFrame:
     """L2-normalised CLIP image and caption embeddings, float16: computed once, read by every
     embedding-based score (similarity, aesthetics, dedup, coreset, eval)."""
-    rows = table.height
-    images = np.zeros((rows, clip.embed_dim), dtype=np.float16)
-    done = 0
-    for positions, pixels in image_batches(
-        shard, table["image_ref"].to_list(), clip.preprocess, min_side=clip.image_size, **settings.loader_kwargs()
-    ):
-        images[positions] = clip.encode_images(pixels).cpu().numpy().astype(np.float16)
-        done += len(positions)
-        if progress:
-            progress(done, rows)
-    captions = table["caption"].to_list()
-    texts = np.zeros((rows, clip.embed_dim), dtype=np.float16)
-    for start in range(0, rows, settings.batch_size):
-        texts[start : start + settings.batch_size] = (
-            clip.encode_texts(captions[start : start + settings.batch_size]).cpu().numpy()
-        )
-    return table.select("sample_id").with_columns(
-        _embedding_column("image_embedding", images), _embedding_column("text_embedding", texts)
-    )
+    return score_image_tables(shard, table, [CLIP_EMBEDDINGS.name], {"clip": clip}.__getitem__, settings, progress)[
+        CLIP_EMBEDDINGS.name
+    ].frame
 
 
 def per_image_scores(
@@ -71,62 +304,32 @@ def per_image_scores(
     progress: Progress | None = None,
 ) -> np.ndarray:
     """One float per row of `table`: `score(batch, positions)` on decoded, transformed images."""
-    scores = np.full(table.height, np.nan, dtype=np.float32)
-    done = 0
-    for positions, batch in image_batches(
-        shard, table["image_ref"].to_list(), transform, min_side=min_side, **settings.loader_kwargs()
-    ):
-        scores[positions] = score(batch, positions)
-        done += len(positions)
-        if progress:
-            progress(done, table.height)
-    return scores
+    consumer = ImageConsumer("scores", transform, min_side, score)
+    return score_images(shard, table["image_ref"].to_list(), [consumer], settings, progress)["scores"]
+
+
+def _one(shard, table, name: str, loaded, settings, progress) -> np.ndarray:
+    consumers = image_consumers([name], {IMAGE_TABLE_MODELS[name]: loaded}.__getitem__, _captions(table, [name]))
+    return score_images(shard, table["image_ref"].to_list(), consumers, settings, progress)[name]
 
 
 def itm_probabilities(
     shard: ShardFile, table: pl.DataFrame, itm, settings: BatchSettings, progress: Progress | None = None
 ) -> np.ndarray:
-    captions = table["caption"].to_list()
-
-    def score(pixels, positions):
-        return itm.match_probability(pixels, [captions[p] for p in positions]).cpu().numpy()
-
-    return per_image_scores(shard, table, itm.preprocess, score, settings, itm.image_size, progress)
+    return _one(shard, table, ITM.name, itm, settings, progress)
 
 
 def watermark_probabilities(
     shard: ShardFile, table: pl.DataFrame, detector, settings: BatchSettings, progress: Progress | None = None
 ) -> np.ndarray:
-    def score(pixels, _positions):
-        return detector.score(pixels).cpu().numpy()
-
-    return per_image_scores(shard, table, detector.preprocess, score, settings, detector.image_size, progress)
+    return _one(shard, table, WATERMARK.name, detector, settings, progress)
 
 
 def nsfw_probabilities(
     shard: ShardFile, table: pl.DataFrame, classifier, settings: BatchSettings, progress: Progress | None = None
 ) -> np.ndarray:
-    from curation_assets.models.nsfw import nsfw_preprocess
-
-    def score(batch, _positions):
-        return classifier.score(batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch))
-
-    # Open-NSFW resizes to 256 first, so JPEGs can decode at that scale.
-    return per_image_scores(shard, table, nsfw_preprocess, score, settings, 256, progress)
-
-
-def _keep_list(items):
-    positions, values = zip(*items)
-    return torch.tensor(positions), list(values)
+    return _one(shard, table, NSFW.name, classifier, settings, progress)
 
 
 def perceptual_hashes(shard: ShardFile, table: pl.DataFrame, settings: BatchSettings) -> list[str]:
-    from curation_assets.scoring.hashes import phash_hex
-
-    hashes: list[str | None] = [None] * table.height
-    for positions, values in image_batches(
-        shard, table["image_ref"].to_list(), phash_hex, min_side=64, collate=_keep_list, **settings.loader_kwargs()
-    ):
-        for position, value in zip(positions, values):
-            hashes[position] = value
-    return hashes  # type: ignore[return-value]
+    return score_images(shard, table["image_ref"].to_list(), [phash_consumer()], settings)[IMAGE_PHASH.name]
