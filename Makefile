@@ -13,7 +13,7 @@ export CURATION_RECIPE ?= $(CURDIR)/curation_assets/recipes/smoke.yaml
 export HF_HUB_OFFLINE ?= 1
 export DAGSTER_DISABLE_TELEMETRY := yes
 
-.PHONY: env demo lint format test snapshot ui bench clean-demo
+.PHONY: env demo lint format test snapshot ui bench drill kill-drill clean-demo
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ format: env
 
 # Lint first: CI runs exactly this, so style is enforced where tests are.
 test: lint
-	$(BIN)/python -m pytest -n 2 -p no:logging
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -p no:logging
 
 # Rewrite the reviewed snapshot of every asset spec after an intended change to the graph.
 snapshot: env
@@ -53,7 +53,17 @@ ui: env $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 bench: env
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH)
+
+# The daemon path, end to end: dagster dev over a settled copy of the demo, one new shard dropped in,
+# automation polled until quiet, convergence asserted (minutes; not in CI).
+drill: env
+	$(BIN)/python -m drills.new_shard
+
+# kill -9 at the worst moments (ingest, between events, a gpu step, selection); each re-run must finish
+# with the same tables as an uninterrupted run (minutes; not in CI).
+kill-drill: env
+	$(BIN)/python -m drills.kill
 
 clean-demo:
 	rm -rf $(CURATION_DATA_ROOT)/raw $(CURATION_DATA_ROOT)/caption $(CURATION_DATA_ROOT)/interleaved \

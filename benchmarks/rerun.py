@@ -14,8 +14,8 @@ from dagster import instance_for_test
 
 from benchmarks.corpus import photo_like_jpeg, write_caption_shard
 from curation_assets.definitions import build_definitions
-from curation_assets.defs.stale_runner import run_until_fresh
-from curation_assets.local_run import run_sensors_and_requests
+from curation_assets.defs.local_runner import run_automation
+from curation_assets.local_run import tick_shard_sensors
 from curation_assets.recipe import PACKAGED_RECIPES, Recipe, load_recipe
 
 SHARDS = 10
@@ -57,13 +57,13 @@ def run() -> dict[str, dict]:
         with instance_for_test(temp_dir=str(home)) as instance:
             defs = build_definitions(str(root), first_recipe, device="cpu")
             started = time.perf_counter()
-            run_sensors_and_requests(instance, defs, log=lambda _: None)
-            first_runs = run_until_fresh(instance, defs, log=lambda _: None)
+            tick_shard_sensors(instance, defs, log=lambda _: None)
+            first_runs = run_automation(instance, defs, log=lambda _: None)
             first = time.perf_counter() - started
 
             edited = build_definitions(str(root), _with_threshold(_recipe(), "p30"), device="cpu")
             started = time.perf_counter()
-            rerun_runs = run_until_fresh(instance, edited, log=lambda _: None)
+            rerun_runs = run_automation(instance, edited, log=lambda _: None)
             rerun = time.perf_counter() - started
     rerun_assets = sorted({asset for run in rerun_runs for asset in run.assets})
     common = {"shards": SHARDS, "pairs_per_shard": PAIRS_PER_SHARD, "clip": "ViT-B-32 (random init)"}

@@ -43,5 +43,8 @@ def write_results(figures: dict[str, dict]) -> Path:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit(),
     }
-    RESULTS_PATH.write_text(json.dumps({key: {**figure, **stamp} for key, figure in figures.items()}, indent=2) + "\n")
+    # Figures not measured this time keep their own stamps: a partial run updates only what it measured.
+    kept = json.loads(RESULTS_PATH.read_text()) if RESULTS_PATH.exists() else {}
+    kept.update({key: {**figure, **stamp} for key, figure in figures.items()})
+    RESULTS_PATH.write_text(json.dumps(kept, indent=2) + "\n")
     return RESULTS_PATH

@@ -5,7 +5,18 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import captioning, embeddings, ingest, model_availability, rerun, selection
+from benchmarks import (
+    branches,
+    captioning,
+    embeddings,
+    incremental,
+    ingest,
+    mix_exports,
+    model_availability,
+    proxy_eval,
+    rerun,
+    selection,
+)
 from benchmarks.results import write_results
 
 BENCHMARKS = {
@@ -15,12 +26,23 @@ BENCHMARKS = {
     "selection": selection.run,
     "rerun": rerun.run,
     "captioning": captioning.run,
+    "incremental": incremental.run,
+    "branches": branches.run,
+    "mix_exports": mix_exports.run,
+    "proxy_eval": proxy_eval.run,
 }
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """`python -m benchmarks.run [name ...]`: every benchmark, or the named ones."""
+    unknown = set(argv) - set(BENCHMARKS)
+    if unknown:
+        print(f"unknown benchmark(s) {sorted(unknown)}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
     figures: dict[str, dict] = {}
     for name, run in BENCHMARKS.items():
+        if argv and name not in argv:
+            continue
         started = time.monotonic()
         print(f"== {name}", flush=True)
         results = run()
@@ -34,4 +56,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -19,8 +19,10 @@ from curation_assets.defs.curated import build_curated_assets  # noqa: E402
 from curation_assets.defs.ingest import build_ingest_assets  # noqa: E402
 from curation_assets.defs.jobs import GLOBAL_JOB, INGEST_JOBS, SCORE_JOBS  # noqa: E402
 from curation_assets.defs.models import model_resources  # noqa: E402
-from curation_assets.defs.raw import RAW_SHARDS  # noqa: E402
+from curation_assets.defs.raw import RAW_SHARDS, SHARD_SETS  # noqa: E402
+from curation_assets.defs.reaper import reap_dead_runs_sensor  # noqa: E402
 from curation_assets.defs.resources import DataRootResource  # noqa: E402
+from curation_assets.defs.sample_index import build_samples_asset  # noqa: E402
 from curation_assets.defs.selection import build_selection_assets  # noqa: E402
 from curation_assets.defs.sensors import NEW_SHARD_SENSORS  # noqa: E402
 from curation_assets.defs.shard_assets import build_shard_table_asset  # noqa: E402
@@ -38,15 +40,17 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
     return Definitions(
         assets=[
             *RAW_SHARDS,
+            *SHARD_SETS,
             *build_ingest_assets(recipe),
             *(build_shard_table_asset(spec, recipe) for spec in per_shard),
+            build_samples_asset(recipe),
             build_analysis_asset(recipe),
             *build_selection_assets(recipe),
             *build_curated_assets(recipe),
         ],
         asset_checks=build_checks(recipe),
         jobs=[*INGEST_JOBS.values(), *SCORE_JOBS.values(), GLOBAL_JOB],
-        sensors=[*NEW_SHARD_SENSORS, AUTOMATION_SENSOR],
+        sensors=[*NEW_SHARD_SENSORS, AUTOMATION_SENSOR, reap_dead_runs_sensor],
         resources={"data_root": resource, **model_resources(recipe, **model_runtime)},
     )
 

@@ -56,7 +56,3 @@ def decision_problems(shard: str, decisions: pl.DataFrame, valid_ids: pl.Series)
     if not same_rows or unexplained:
         return f"{shard}: {decisions.height} decisions for {valid_ids.len()} rows, {unexplained} drops without a reason"
     return None
-
-
-def kept_fraction(decisions: pl.DataFrame) -> float:
-    return float(decisions["kept"].mean()) if decisions.height else 0.0

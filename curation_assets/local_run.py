@@ -1,9 +1,10 @@
-"""Run the pipeline once, here, without the daemon: what `make demo` does.
+"""Run the pipeline once, here, the way the daemon would: what `make demo` does.
 
 It evaluates the real new-shard sensors against the local Dagster instance ($DAGSTER_HOME), applies
 what they return exactly as the daemon would (register partitions, record data versions), ingests
-the requested shards, then materializes whatever Dagster reports stale or missing until nothing is,
-all in-process, so `make ui` afterwards shows the same instance, runs and partitions.
+the requested shards, then ticks the real automation sensor and runs what it requests until it
+requests nothing, all in-process, so `make ui` afterwards shows the same instance, runs and
+partitions, and the daemon finds nothing left to do.
 """
 
 from __future__ import annotations
@@ -11,31 +12,35 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import pyarrow.parquet as pq
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+from dagster import DagsterInstance, DeleteDynamicPartitionsRequest, SensorResult, SkipReason, build_sensor_context
 
 from curation_assets import registry
+from curation_assets.defs.dagster_compat import DagsterEventType
+from curation_assets.defs.local_runner import RunSummary, run_automation
 from curation_assets.defs.resources import DATA_ROOT_ENV
 from curation_assets.defs.sensors import NEW_SHARD_SENSORS
-from curation_assets.defs.stale_runner import QUIET_RUN_CONFIG, run_until_fresh
 from curation_assets.sources import SourceKind
 from curation_assets.table_spec import TableSpec
 from curation_assets.table_store import TableStore
 
 
 def apply_sensor_result(instance: DagsterInstance, result: SensorResult) -> None:
-    """Do what the sensor daemon does with a result, minus launching runs."""
+    """Do what the sensor daemon does with a result: register and remove partitions, record events."""
     for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        if isinstance(request, DeleteDynamicPartitionsRequest):
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+        else:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     for event in result.asset_events or []:
         instance.report_runless_asset_event(event)
 
 
-def run_sensors_and_requests(instance: DagsterInstance, defs, log=print) -> dict[str, int]:
-    """Tick every new-shard sensor once and run what it requests; returns runs per sensor. Raises if a run fails."""
-    runs_by_sensor: dict[str, int] = {}
+def tick_shard_sensors(instance: DagsterInstance, defs, log=print) -> int:
+    """Tick every new-shard sensor once, as the daemon would; returns how many ticks saw something."""
+    changed = 0
     shard_sensors = {sensor.name for sensor in NEW_SHARD_SENSORS}
     for sensor_def in (sensor for sensor in defs.sensors if sensor.name in shard_sensors):
         # No cursor: the daemon keeps its own. Starting without one costs one re-hash per file, and
@@ -44,27 +49,24 @@ def run_sensors_and_requests(instance: DagsterInstance, defs, log=print) -> dict
             result = sensor_def(context)
             if isinstance(result, SkipReason):
                 log(f"[{sensor_def.name}] {result.skip_message}")
-                runs_by_sensor[sensor_def.name] = 0
                 continue
             apply_sensor_result(instance, result)
-        job = defs.resolve_job_def(sensor_def.job_name)
-        for index, request in enumerate(result.run_requests or [], start=1):
-            started = time.monotonic()
-            outcome = job.execute_in_process(
-                partition_key=request.partition_key,
-                instance=instance,
-                raise_on_error=False,
-                run_config=QUIET_RUN_CONFIG,
-            )
-            status = "ok" if outcome.success else "FAILED"
-            seconds = time.monotonic() - started
-            log(f"[{job.name}] {index}/{len(result.run_requests)} {request.partition_key}: {status} in {seconds:.1f}s")
-            if not outcome.success:
-                raise RuntimeError(
-                    f"run {outcome.run_id} for shard {request.partition_key} failed; see `make ui` -> Runs"
-                )
-        runs_by_sensor[sensor_def.name] = len(result.run_requests or [])
-    return runs_by_sensor
+            changed += 1
+    return changed
+
+
+def failure_report(instance: DagsterInstance, runs: list[RunSummary], tail_lines: int = 6) -> str:
+    """Which run, which shard(s), which step, and the error's last lines, for each failed run."""
+    lines = []
+    for run in (run for run in runs if not run.success):
+        where = ", ".join(run.partitions) if run.partitions else "all shards"
+        lines.append(f"run {run.run_id} ({where}):")
+        for record in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE):
+            event = record.dagster_event
+            error = event.step_failure_data.error if event.step_failure_data else None
+            text = (error.to_string() if error else record.user_message).strip().splitlines()
+            lines.append(f"  step {event.step_key}: " + "\n    ".join(text[-tail_lines:]))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,15 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     from curation_assets.definitions import defs
 
     with DagsterInstance.get() as instance:
-        runs = run_sensors_and_requests(instance, defs)
-        stale_runs = run_until_fresh(instance, defs)
-    print(f"\ningested {sum(runs.values())} new or changed shards; {len(stale_runs)} runs brought the rest up to date")
+        tick_shard_sensors(instance, defs)
+        runs = run_automation(instance, defs)
+        failed = [run for run in runs if not run.success]
+        report = failure_report(instance, runs)
+    print(f"\nautomation made {len(runs)} runs, {len(failed)} failed")
     print(summarize_outputs(TableStore(os.environ.get(DATA_ROOT_ENV, "data"))))
+    if failed:
+        print(f"\n{len(failed)} run(s) failed; every other shard went on:\n{report}", file=sys.stderr)
     print(
         "\nOpen the UI on this instance with `make ui`, then http://127.0.0.1:3000 "
         "(Assets -> caption -> score_analysis for the histograms; sensors new_*_shards pick up new files)."
     )
-    return 0
+    return 1 if failed else 0
 
 
 def summarize_outputs(store: TableStore) -> str:
@@ -99,12 +105,15 @@ def summarize_outputs(store: TableStore) -> str:
             f"  {kind.value:<12} {_total_rows(store, normalized):>6} valid rows in {store.folder(normalized)}/  "
             f"{_total_rows(store, quarantine):>4} quarantined in {store.folder(quarantine)}/"
         )
-    pipeline = [("scored", registry.CLIP_SIMILARITY), ("decided", registry.FILTERED), ("curated", registry.CURATED)]
-    counts = ", ".join(f"{_total_rows(store, spec)} {label}" for label, spec in pipeline)
-    kept = _count_where(store, registry.FILTERED, "kept")
+    scored = _total_rows(store, registry.CLIP_SIMILARITY)
+    decided, kept = _whole_rows(store, registry.FILTERED, "kept")
+    pool, _ = _whole_rows(store, registry.CURATED)
     rewritten = _count_where(store, registry.RECAPTIONED, "kept")
-    lines.append(f"  caption pairs: {counts}; {kept} kept by the filters, {rewritten} recaptioned and kept")
-    lines.append(f"  curated caption pool: {store.folder(registry.CURATED)}/")
+    lines.append(
+        f"  caption pairs: {scored} scored, {decided} decided, {kept} kept by the filters, "
+        f"{rewritten} recaptioned and kept, {pool} in the curated pool"
+    )
+    lines.append(f"  curated caption pool: {store.path(registry.CURATED)}")
     lines.append(f"  score quantiles: {store.path(registry.SCORE_ANALYSIS)}")
     return "\n".join(lines)
 
@@ -118,6 +127,14 @@ def _count_where(store: TableStore, spec: TableSpec, column: str) -> int:
     return sum(
         int(pq.read_table(path.path, columns=[column])[column].to_numpy().sum()) for path in _shard_tables(store, spec)
     )
+
+
+def _whole_rows(store: TableStore, spec: TableSpec, true_column: str | None = None) -> tuple[int, int]:
+    """Rows of a whole-scope table, and how many have `true_column` set."""
+    if not store.exists(spec):
+        return 0, 0
+    frame = store.read(spec, columns=[true_column] if true_column else None)
+    return frame.height, int(frame[true_column].sum()) if true_column else 0
 
 
 def _total_rows(store: TableStore, spec: TableSpec) -> int:

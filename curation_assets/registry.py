@@ -67,31 +67,35 @@ def _ingest_tables(kind: SourceKind) -> tuple[TableSpec, TableSpec]:
     return normalized, quarantine
 
 
+def _score_table(kind: SourceKind, name: str, description: str, columns: tuple[Column, ...], **options) -> TableSpec:
+    """A per-shard score table: read from the shard's rows unless told otherwise, with provenance."""
+    return TableSpec(
+        kind, name, description, columns, reads=options.pop("reads", ("normalized",)), provenance=True, **options
+    )
+
+
 NORMALIZED = {kind: _ingest_tables(kind)[0] for kind in SourceKind}
 QUARANTINE = {kind: _ingest_tables(kind)[1] for kind in SourceKind}
 
 # --- caption score tables (per shard) -------------------------------------------------------------
 
-CLIP_EMBEDDINGS = TableSpec(
+CLIP_EMBEDDINGS = _score_table(
     CAPTION,
     "clip_embeddings",
     "L2-normalised CLIP image and caption embeddings (float16), computed once per shard.",
     (Column("image_embedding", pl.Array, "CLIP image embedding"), Column("text_embedding", pl.Array)),
-    reads=("normalized",),
     recipe_sections=CLIP_SECTIONS,
     resources=frozenset({"clip"}),
     gpu=True,
-    provenance=True,
 )
-CLIP_SIMILARITY = TableSpec(
+CLIP_SIMILARITY = _score_table(
     CAPTION,
     "clip_similarity",
     "Cosine similarity of image and caption CLIP embeddings (Data-Juicer's image_text_similarity).",
     (Column("clip_similarity", pl.Float32, "cosine of the stored embeddings", analysed=True),),
     reads=("clip_embeddings",),
-    provenance=True,
 )
-AESTHETICS = TableSpec(
+AESTHETICS = _score_table(
     CAPTION,
     "aesthetics",
     "LAION aesthetics head over the stored CLIP image embeddings.",
@@ -99,42 +103,35 @@ AESTHETICS = TableSpec(
     reads=("clip_embeddings",),
     recipe_sections=("models.aesthetics",),
     resources=frozenset({"aesthetics"}),
-    provenance=True,
 )
-ITM = TableSpec(
+ITM = _score_table(
     CAPTION,
     "itm",
     "BLIP image-text matching probability.",
     (Column("itm_probability", pl.Float32, "P(image and caption match)", analysed=True),),
-    reads=("normalized",),
     recipe_sections=("models.profile", "models.itm"),
     resources=frozenset({"itm"}),
     gpu=True,
-    provenance=True,
 )
-WATERMARK = TableSpec(
+WATERMARK = _score_table(
     CAPTION,
     "watermark",
     "LAION watermark detector probability.",
     (Column("watermark_probability", pl.Float32, "P(watermark)", analysed=True),),
-    reads=("normalized",),
     recipe_sections=("models.profile", "models.watermark"),
     resources=frozenset({"watermark"}),
     gpu=True,
-    provenance=True,
 )
-NSFW = TableSpec(
+NSFW = _score_table(
     CAPTION,
     "nsfw",
     "Open-NSFW probability.",
     (Column("nsfw_probability", pl.Float32, "P(not safe for work)", analysed=True),),
-    reads=("normalized",),
     recipe_sections=("models.nsfw",),
     resources=frozenset({"nsfw"}),
     gpu=True,
-    provenance=True,
 )
-IMAGE_STATS = TableSpec(
+IMAGE_STATS = _score_table(
     CAPTION,
     "image_stats",
     "Width, height, aspect ratio, bytes, format and mode.",
@@ -146,43 +143,33 @@ IMAGE_STATS = TableSpec(
         Column("format", pl.String),
         Column("mode", pl.String),
     ),
-    reads=("normalized",),
-    provenance=True,
 )
-CAPTION_TEXT_STATS = TableSpec(
+CAPTION_TEXT_STATS = _score_table(
     CAPTION,
     "text_stats",
     "Caption word and character counts (special tokens ignored), special-character and repetition ratios.",
     _text_stats_columns(),
-    reads=("normalized",),
-    provenance=True,
 )
-IMAGE_PHASH = TableSpec(
+IMAGE_PHASH = _score_table(
     CAPTION,
     "image_phash",
     "64-bit perceptual hash of each image (hex).",
     (Column("phash", pl.String, "imagehash.phash, 16 hex digits"),),
-    reads=("normalized",),
-    provenance=True,
 )
-CAPTION_MINHASH = TableSpec(
+CAPTION_MINHASH = _score_table(
     CAPTION,
     "caption_minhash",
     "MinHash signature of each caption, for near-duplicate search.",
     (Column("minhash", pl.Array, "datasketch affine32 values (MINHASH parameters)"),),
-    reads=("normalized",),
-    provenance=True,
 )
-CAPTION_EMBEDDING = TableSpec(
+CAPTION_EMBEDDING = _score_table(
     CAPTION,
     "caption_embedding",
     "Sentence embedding of each caption (all-MiniLM-L6-v2 by default).",
     (Column("text_embedding", pl.Array, "L2-normalised, float16"),),
-    reads=("normalized",),
     recipe_sections=("models.text_embedding",),
     resources=frozenset({"text_embedding"}),
     gpu=True,
-    provenance=True,
 )
 
 RECAPTIONED = TableSpec(
@@ -210,135 +197,28 @@ RECAPTIONED = TableSpec(
     provenance=True,
 )
 
-# --- caption decisions -----------------------------------------------------------------------------
-
-SELECTION_THRESHOLDS = TableSpec(
-    CAPTION,
-    "selection_thresholds",
-    "The recipe's filter bounds as numbers: percentile bounds ('p10') resolved over all shards.",
-    (),
-    scope=Scope.whole,
-    file_name="thresholds.json",
-    recipe_reads=lambda recipe: _percentile_reads(recipe),
-    recipe_sections=("filters",),
-    group="selection",
-    key_columns=(),
-    content_versioned=True,
-)
-DEDUP = TableSpec(
-    CAPTION,
-    "dedup",
-    "Duplicate groups across all shards (identical bytes, pHash neighbours, caption MinHash-LSH, SemDeDup "
-    "clusters); one representative per group: the highest CLIP similarity, then the smallest sample_id.",
-    (
-        Column("group_id", pl.String, "the representative's sample_id"),
-        Column("representative", pl.Boolean),
-        Column("method", pl.String, "methods linking this sample, comma-separated"),
-        Column("duplicate_of", pl.String, "the representative, null for itself"),
-        Column("shard_id", pl.String),
-    ),
-    scope=Scope.whole,
-    file_name="duplicates.parquet",
-    # Representatives are chosen by CLIP similarity, so the CLIP model is part of the decision.
-    reads=("normalized", "clip_similarity"),
-    recipe_reads=lambda recipe: _dedup_reads(recipe),
-    recipe_sections=("dedup",),
-    group="selection",
-    content_versioned=True,
-)
-FILTERED = TableSpec(
-    CAPTION,
-    "filtered",
-    "Every valid sample of a shard, kept or dropped; a drop names the first failing rule and its value.",
-    (
-        Column("kept", pl.Boolean),
-        Column("drop_rule", pl.String, "the first failing rule (recipe order), or dedup"),
-        Column("drop_value", pl.String, "the value that failed it"),
-    ),
-    reads=("normalized", "selection_thresholds"),
-    recipe_reads=lambda recipe: _filter_reads(recipe),
-    recipe_sections=("filters",),
-    group="selection",
-    content_versioned=True,
-)
-SELECTED = TableSpec(
-    CAPTION,
-    "selected",
-    "The recipe's optional global selectors (top-k by a score, coreset, DSIR) over every kept row; without "
-    "selectors, every kept row is selected.",
-    (
-        Column("shard_id", pl.String),
-        Column("selected", pl.Boolean),
-        Column("dropped_by", pl.String, "the selector that let it go"),
-    ),
-    scope=Scope.whole,
-    file_name="selected.parquet",
-    reads=("filtered", "normalized"),
-    recipe_reads=lambda recipe: _selector_reads(recipe),
-    recipe_sections=("selectors",),
-    recipe_files=("selectors.dsir_selector.target",),
-    group="selection",
-    content_versioned=True,
-)
-CURATED = TableSpec(
-    CAPTION,
-    "curated",
-    "The shard's curated caption pool: selected kept pairs with their caption, plus recaptioned pairs whose new "
-    "caption was kept, each with its final caption and where it came from.",
-    (
-        Column("shard_id", pl.String),
-        Column("image_ref", pl.String),
-        Column("caption", pl.String, "the final caption"),
-        Column("caption_source", pl.String, "original or recaptioned"),
-        Column("original_caption", pl.String),
-    ),
-    reads=("normalized", "filtered", "selected"),
-    recipe_reads=lambda recipe: ("recaptioned",) if recipe.recaption.enabled else (),
-    group="curated",
-    content_versioned=True,
-)
-CURATED_MANIFEST = TableSpec(
-    CAPTION,
-    "curated_manifest",
-    "Every curated caption pair over all shards with its mix weight: the recipe's curated.repeat, the number of "
-    "times the pair enters the pretraining mix.",
-    (Column("shard_id", pl.String), Column("caption_source", pl.String), Column("repeat", pl.Int32)),
-    scope=Scope.whole,
-    file_name="manifest.parquet",
-    reads=("curated",),
-    recipe_sections=("curated",),
-    group="curated",
-    content_versioned=True,
-)
-
 # --- text score tables (per shard) ------------------------------------------------------------------
 
-TEXT_STATS = TableSpec(
+TEXT_STATS = _score_table(
     TEXT,
     "text_stats",
     "Word and character counts, special-character and repetition ratios of each document.",
     _text_stats_columns(),
-    reads=("normalized",),
-    provenance=True,
 )
-TEXT_MINHASH = TableSpec(
+TEXT_MINHASH = _score_table(
     TEXT,
     "text_minhash",
     "MinHash signature of each document, for near-duplicate search.",
     (Column("minhash", pl.Array, "datasketch affine32 values (MINHASH parameters)"),),
-    reads=("normalized",),
-    provenance=True,
 )
-TEXT_EMBEDDING = TableSpec(
+TEXT_EMBEDDING = _score_table(
     TEXT,
     "text_embedding",
     "Sentence embedding of each document (all-MiniLM-L6-v2 by default; long texts are truncated by the model).",
     (Column("text_embedding", pl.Array, "L2-normalised, float16"),),
-    reads=("normalized",),
     recipe_sections=("models.text_embedding",),
     resources=frozenset({"text_embedding"}),
     gpu=True,
-    provenance=True,
 )
 
 CAPTION_SCORE_TABLES = (
@@ -354,17 +234,167 @@ CAPTION_SCORE_TABLES = (
     CAPTION_MINHASH,
     CAPTION_EMBEDDING,
 )
+# --- caption decisions (global) -------------------------------------------------------------------
+# No global table feeds a per-shard one: adding a shard or editing a threshold re-runs only these.
+
+
+def _samples_reads(recipe: Recipe) -> tuple[str, ...]:
+    scores = [spec.name for spec in CAPTION_SCORE_TABLES if spec.analysed_columns or spec in (IMAGE_PHASH,)]
+    return (*scores, CAPTION_MINHASH.name, *(("recaptioned",) if recipe.recaption.enabled else ()))
+
+
+SAMPLES = TableSpec(
+    CAPTION,
+    "sample_index",
+    "Every valid caption pair of every shard with its final caption (a kept recaption replaces the original) "
+    "and every score the decisions read, in one table; refreshed only for shards whose tables changed.",
+    (
+        Column("shard_id", pl.String),
+        Column("image_ref", pl.String),
+        Column("image_sha256", pl.String),
+        Column("caption", pl.String, "the final caption"),
+        Column("original_caption", pl.String),
+        Column("caption_source", pl.String, "original or recaptioned"),
+        *(
+            column
+            for spec in (CLIP_SIMILARITY, AESTHETICS, ITM, WATERMARK, NSFW, IMAGE_STATS)
+            for column in spec.columns
+        ),
+        *CAPTION_TEXT_STATS.columns,
+        *IMAGE_PHASH.columns,
+        *CAPTION_MINHASH.columns,
+    ),
+    scope=Scope.whole,
+    file_name="samples.parquet",
+    reads=("normalized",),
+    recipe_reads=_samples_reads,
+    group="index",
+    content_versioned=True,
+)
+SAMPLE_SHARDS = TableSpec(
+    CAPTION,
+    "sample_shards",
+    "The shards in caption/sample_index: the inputs each shard's rows came from and their content version.",
+    (Column("inputs", pl.String), Column("version", pl.String), Column("rows", pl.Int64)),
+    scope=Scope.whole,
+    file_name="shards.parquet",
+    group="index",
+    key_columns=("shard_id",),
+    written_by="sample_index",
+)
 SCORE_ANALYSIS = TableSpec(
     CAPTION,
     "score_analysis",
-    "Per-score quantiles (5/25/50/75/95%), counts and histograms over every caption shard.",
+    "Per-score quantiles (5/25/50/75/95%), counts and histograms over every caption pair (final captions).",
     (Column("score", pl.String), Column("count", pl.Int64), Column("nulls", pl.Int64)),
     scope=Scope.whole,
     file_name="summary.parquet",
-    reads=tuple(spec.name for spec in CAPTION_SCORE_TABLES if spec.analysed_columns),
+    reads=("sample_index",),
     group="analysis",
     key_columns=("score",),
 )
+SELECTION_THRESHOLDS = TableSpec(
+    CAPTION,
+    "selection_thresholds",
+    "The recipe's filter bounds as numbers: percentile bounds ('p10') resolved over all shards.",
+    (),
+    scope=Scope.whole,
+    file_name="thresholds.json",
+    reads=("sample_index",),
+    recipe_sections=("filters",),
+    group="selection",
+    key_columns=(),
+    content_versioned=True,
+)
+DEDUP = TableSpec(
+    CAPTION,
+    "dedup",
+    "Duplicate groups across all shards (identical bytes, pHash neighbours, caption MinHash-LSH, SemDeDup "
+    "clusters). Which member survives is decided by caption/filtered: the best one that passes every rule.",
+    (
+        Column("group_id", pl.String, "the group's smallest sample_id"),
+        Column("method", pl.String, "methods linking this sample, comma-separated"),
+        Column("shard_id", pl.String),
+    ),
+    scope=Scope.whole,
+    file_name="duplicates.parquet",
+    reads=("sample_index",),
+    recipe_reads=lambda recipe: ("clip_embeddings",) if recipe.dedup.semantic_deduplicator else (),
+    recipe_sections=("dedup",),
+    group="selection",
+    content_versioned=True,
+)
+FILTERED = TableSpec(
+    CAPTION,
+    "filtered",
+    "Every caption pair kept or dropped: the first failing rule and its value, then dedup, which keeps the best "
+    "member of each duplicate group that passes every rule.",
+    (
+        Column("shard_id", pl.String),
+        Column("kept", pl.Boolean),
+        Column("drop_rule", pl.String, "the first failing rule (recipe order), or dedup"),
+        Column("drop_value", pl.String, "the value that failed it"),
+        Column("duplicate_of", pl.String, "the member kept in the sample's duplicate group"),
+    ),
+    scope=Scope.whole,
+    file_name="decisions.parquet",
+    reads=("sample_index", "selection_thresholds"),
+    recipe_reads=lambda recipe: ("dedup",) if recipe.dedup.enabled else (),
+    recipe_sections=("filters",),
+    group="selection",
+    content_versioned=True,
+)
+SELECTED = TableSpec(
+    CAPTION,
+    "selected",
+    "The recipe's optional global selectors (top-k by a score, coreset, DSIR) over every kept pair; without "
+    "selectors, every kept pair is selected.",
+    (
+        Column("shard_id", pl.String),
+        Column("selected", pl.Boolean),
+        Column("dropped_by", pl.String, "the selector that let it go"),
+    ),
+    scope=Scope.whole,
+    file_name="selected.parquet",
+    reads=("filtered", "sample_index"),
+    recipe_reads=lambda recipe: ("clip_embeddings",) if recipe.selectors.coreset_selector else (),
+    recipe_sections=("selectors",),
+    recipe_files=("selectors.dsir_selector.target",),
+    group="selection",
+    content_versioned=True,
+)
+CURATED = TableSpec(
+    CAPTION,
+    "curated",
+    "The curated caption pool: every selected pair with its final caption and where it came from.",
+    (
+        Column("shard_id", pl.String),
+        Column("image_ref", pl.String),
+        Column("image_sha256", pl.String),
+        Column("caption", pl.String, "the final caption"),
+        Column("caption_source", pl.String, "original or recaptioned"),
+        Column("original_caption", pl.String),
+    ),
+    scope=Scope.whole,
+    file_name="pool.parquet",
+    reads=("selected", "sample_index"),
+    group="curated",
+    content_versioned=True,
+)
+CURATED_MANIFEST = TableSpec(
+    CAPTION,
+    "curated_manifest",
+    "Every curated caption pair with its mix weight: the recipe's curated.repeat, the number of times the pair "
+    "enters the pretraining mix.",
+    (Column("shard_id", pl.String), Column("caption_source", pl.String), Column("repeat", pl.Int32)),
+    scope=Scope.whole,
+    file_name="manifest.parquet",
+    reads=("curated",),
+    recipe_sections=("curated",),
+    group="curated",
+    content_versioned=True,
+)
+
 TEXT_SCORE_TABLES = (TEXT_STATS, TEXT_MINHASH, TEXT_EMBEDDING)
 SCORE_TABLES = CAPTION_SCORE_TABLES + TEXT_SCORE_TABLES
 
@@ -373,6 +403,8 @@ TABLES: tuple[TableSpec, ...] = (
     *QUARANTINE.values(),
     *SCORE_TABLES,
     RECAPTIONED,
+    SAMPLES,
+    SAMPLE_SHARDS,
     SCORE_ANALYSIS,
     SELECTION_THRESHOLDS,
     DEDUP,
@@ -428,42 +460,14 @@ def _columns_tables(columns: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(table_of_column(CAPTION, column).name for column in sorted(columns)))
 
 
-def _filter_reads(recipe: Recipe) -> tuple[str, ...]:
-    from curation_assets.selection.filters import rules_of
-
-    dedup = ("dedup",) if recipe.dedup.enabled else ()
-    return _columns_tables(rule.column for rule in rules_of(recipe.filters)) + dedup
-
-
-def _percentile_reads(recipe: Recipe) -> tuple[str, ...]:
-    from curation_assets.selection.filters import is_percentile, rules_of
-
-    rules = rules_of(recipe.filters)
-    return _columns_tables(rule.column for rule in rules if is_percentile(rule.lower) or is_percentile(rule.upper))
-
-
-def _dedup_reads(recipe: Recipe) -> tuple[str, ...]:
-    spec = recipe.dedup
-    return (
-        *(("image_phash",) if spec.image_deduplicator else ()),
-        *(("caption_minhash",) if spec.document_minhash_deduplicator else ()),
-        *(("clip_embeddings",) if spec.semantic_deduplicator else ()),
-    )
-
-
-def _selector_reads(recipe: Recipe) -> tuple[str, ...]:
-    spec = recipe.selectors
-    topk = _columns_tables([spec.topk_specified_field_selector.field_key]) if spec.topk_specified_field_selector else ()
-    return (*topk, *(("clip_embeddings",) if spec.coreset_selector else ()))
-
-
 def _recaption_reads(recipe: Recipe) -> tuple[str, ...]:
     from curation_assets.selection.filters import rules_of
 
     spec = recipe.recaption
+    # Only this shard's tables: recaptioning is model work, and a global table upstream of it would
+    # re-run it on every shard whenever any shard changed.
     columns = {spec.band.field_key, "clip_similarity", *(rule.column for rule in rules_of(spec.image_conditions))}
-    dedup = ("dedup",) if recipe.dedup.enabled and spec.skip_duplicates else ()
-    return _columns_tables(columns) + dedup
+    return _columns_tables(columns)
 
 
 # --- the one code-version rule ------------------------------------------------------------------------

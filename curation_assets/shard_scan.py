@@ -8,6 +8,8 @@ its hash being unchanged, reported as nothing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -50,3 +52,10 @@ def scan_shards(
         if previous != digest:
             result.changes.append(ShardChange(listing.shard_id, digest, previous))
     return result
+
+
+def shard_set_version(stat_cache: StatCache) -> str:
+    """One version for the whole set of shards present: changes when a shard is added, edited or
+    removed. Global assets depend on it, so Dagster sees new data at any shard count."""
+    pairs = sorted((shard_id, entry[2]) for shard_id, entry in stat_cache.items())
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:24]

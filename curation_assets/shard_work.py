@@ -8,8 +8,9 @@ anything else, so a table's code version and dependencies always cover what it u
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import polars as pl
@@ -20,6 +21,9 @@ from curation_assets.recipe import RecipeView
 from curation_assets.scores import read_score_columns
 from curation_assets.table_spec import Scope, TableOutput, TableSpec
 from curation_assets.table_store import TableStore
+
+# Progress lines of a long computation, at most this often (each is a row in Dagster's event log).
+PROGRESS_SECONDS = 10.0
 
 
 class Models(Protocol):
@@ -40,6 +44,7 @@ class ShardWork:
     reads: tuple[str, ...]  # the table's reads under this recipe
     models: Models
     log: Callable[[str], None]
+    _last_progress: float = field(default_factory=time.monotonic, repr=False)
 
     def read(self, name: str) -> pl.DataFrame:
         if name not in self.reads:
@@ -72,6 +77,11 @@ class ShardWork:
         return self.models.batch_settings(name)
 
     def progress(self, done: int, total: int) -> None:
+        """Rows done so far, at most every PROGRESS_SECONDS: each log line is an event in the instance."""
+        now = time.monotonic()
+        if done < total and now - self._last_progress < PROGRESS_SECONDS:
+            return
+        self._last_progress = now
         self.log(f"{self.shard_id}: {done}/{total} rows")
 
 

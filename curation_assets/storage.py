@@ -80,6 +80,10 @@ def write_bytes_atomic(data: bytes, path: UPath) -> None:
     if path.protocol not in ("", "file", "local"):
         path.write_bytes(data)
         return
+    # A write killed before its rename left a temp file; the next write of the same file clears it
+    # (one writer per table file at a time: a shard's table is written by one step).
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
     descriptor, temp_name = tempfile.mkstemp(dir=path.parent.path, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as handle:

@@ -71,6 +71,8 @@ class TableSpec:
     # there; tables reading it then need none of its recipe sections in their code version.
     content_versioned: bool = False
     key_columns: tuple[str, ...] = ("sample_id",)
+    # Written alongside another table's asset (its companion), not by an asset of its own.
+    written_by: str | None = None
 
     def __post_init__(self) -> None:
         if (self.scope is Scope.whole) != (self.file_name is not None):

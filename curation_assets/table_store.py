@@ -45,6 +45,11 @@ class TableStore:
         write_parquet_atomic(frame, path)
         return path
 
+    def delete(self, spec: TableSpec, shard_id: str | None = None) -> None:
+        path = self.path(spec, shard_id)
+        if path.exists():
+            path.unlink()
+
     def read(self, spec: TableSpec, shard_id: str | None = None, columns: Sequence[str] | None = None) -> pl.DataFrame:
         path = self.path(spec, shard_id)
         if not path.exists():

@@ -55,8 +55,8 @@ def settled_template(demo_template, tmp_path_factory):
     from dagster import instance_for_test
 
     from curation_assets.definitions import build_definitions
-    from curation_assets.defs.stale_runner import run_until_fresh
-    from curation_assets.local_run import run_sensors_and_requests
+    from curation_assets.defs.local_runner import run_automation
+    from curation_assets.local_run import tick_shard_sensors
 
     base = tmp_path_factory.mktemp("settled")
     root, home = base / "data", base / "dagster_home"
@@ -65,8 +65,8 @@ def settled_template(demo_template, tmp_path_factory):
     home.mkdir()
     with instance_for_test(temp_dir=str(home)) as instance:
         defs = build_definitions(str(root), smoke_recipe(), **FAST_MODELS)
-        run_sensors_and_requests(instance, defs, log=lambda _: None)
-        run_until_fresh(instance, defs, log=lambda _: None)
+        tick_shard_sensors(instance, defs, log=lambda _: None)
+        run_automation(instance, defs, log=lambda _: None)
     return root, home
 
 

@@ -77,3 +77,13 @@ def read_table(root: Path, name: str, shard: str | None = None, kind: SourceKind
 
 def read_shards(root: Path, name: str, shards, kind: SourceKind = CAPTION) -> pl.DataFrame:
     return TableStore(root).read_shards(registry.table(kind, name), list(shards))
+
+
+def ingest_registered(instance, defs, kind: SourceKind = CAPTION) -> int:
+    """Run the ingest job for every registered shard of a kind (what automation would request first),
+    one shard per run; returns how many ran."""
+    job = defs.resolve_job_def(f"ingest_{kind.value}_shards")
+    shards = sorted(instance.get_dynamic_partitions(f"{kind.value}_shards"))
+    for shard in shards:
+        job.execute_in_process(instance=instance, partition_key=shard, raise_on_error=False)
+    return len(shards)

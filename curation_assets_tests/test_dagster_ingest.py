@@ -7,10 +7,11 @@ import pytest
 from dagster import AssetMaterialization, SensorResult, SkipReason, build_sensor_context
 
 from curation_assets.definitions import build_definitions
-from curation_assets.local_run import apply_sensor_result, run_sensors_and_requests
+from curation_assets.defs.keys import shard_set_key
+from curation_assets.local_run import apply_sensor_result, tick_shard_sensors
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot, content_hash
-from curation_assets_tests.helpers import key, read_table
+from curation_assets_tests.helpers import ingest_registered, key, read_table
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
@@ -29,8 +30,9 @@ def tick(instance, defs, kind, cursor=None):
         return result, context.cursor
 
 
-def ingest_everything(instance, defs):
-    return run_sensors_and_requests(instance, defs, log=lambda _: None)
+def ingest_everything(instance, defs) -> int:
+    tick_shard_sensors(instance, defs, log=lambda _: None)
+    return sum(ingest_registered(instance, defs, kind) for kind in SourceKind)
 
 
 def test_sensor_registers_every_new_shard_with_its_content_hash(instance, defs, demo_root, demo_manifest):
@@ -39,7 +41,7 @@ def test_sensor_registers_every_new_shard_with_its_content_hash(instance, defs, 
     expected = sorted(name.split("/")[1] for name in demo_manifest if name.startswith("caption/"))
     [add_request] = result.dynamic_partitions_requests
     assert sorted(add_request.partition_keys) == expected
-    assert sorted(request.partition_key for request in result.run_requests) == expected
+    assert not result.run_requests  # automation ingests what is new or changed
     versions = {
         event.partition: event.tags["dagster/data_version"]
         for event in result.asset_events
@@ -68,13 +70,17 @@ def test_sensor_skips_unchanged_and_touched_files_and_reversions_edited_ones(ins
     frame = pl.read_parquet(edited)
     frame.with_columns(pl.col("text").str.replace("the", "THE")).write_parquet(edited)
     after_edit, cursor = tick(instance, defs, TEXT, cursor)
-    assert [request.partition_key for request in after_edit.run_requests] == ["web-00001.parquet"]
+    assert [event.partition for event in after_edit.asset_events if event.partition] == ["web-00001.parquet"] * 2
     assert after_edit.dynamic_partitions_requests == []  # not new, only changed
-    observation, materialization = after_edit.asset_events
+    raw_events = [event for event in after_edit.asset_events if event.partition == "web-00001.parquet"]
+    observation, materialization = raw_events
     assert observation.tags == materialization.tags
     assert materialization.tags["dagster/data_version"] == content_hash(
         DataRoot(demo_root).raw_dir(TEXT) / "web-00001.parquet"
     )
+    # The set of text shards changed too: one version for all of them, which the global tables read.
+    set_events = [event for event in after_edit.asset_events if event.asset_key == shard_set_key(TEXT)]
+    assert len(set_events) == 2 and set_events[0].tags != {}
 
 
 def test_a_fresh_cursor_does_not_rerun_shards_already_recorded(instance, defs):
@@ -87,8 +93,7 @@ def test_a_fresh_cursor_does_not_rerun_shards_already_recorded(instance, defs):
 def test_ingest_writes_tables_and_editing_one_shard_stales_only_its_downstream(
     instance, defs, demo_root, demo_manifest
 ):
-    runs = ingest_everything(instance, defs)
-    assert sum(runs.values()) == len(demo_manifest)
+    assert ingest_everything(instance, defs) == len(demo_manifest)
 
     for shard, expected in demo_manifest.items():
         kind, name = shard.split("/")
@@ -107,7 +112,7 @@ def test_ingest_writes_tables_and_editing_one_shard_stales_only_its_downstream(
         handle.write(b'{"text": "<__dj__image> one more line", "images": ["dj-00000_images/000000.jpg"]}\n')
     result, _ = tick(instance, defs, CAPTION)
     apply_sensor_result(instance, result)
-    assert [request.partition_key for request in result.run_requests] == ["dj-00000.jsonl"]
+    assert [event.partition for event in result.asset_events if event.partition] == ["dj-00000.jsonl"] * 2
 
     for shard in caption_shards:
         want = StaleStatus.STALE if shard == "dj-00000.jsonl" else StaleStatus.FRESH
@@ -154,3 +159,12 @@ def test_accounting_check_fails_when_ingest_loses_a_row(instance, defs, monkeypa
     assert not evaluation.passed
     assert evaluation.metadata["unaccounted"].value == 1
     assert "32 rows in" in evaluation.description
+
+
+def test_a_deleted_shard_file_removes_its_partition(instance, defs, demo_root):
+    ingest_everything(instance, defs)
+    (demo_root / "raw" / "text" / "web-00001.parquet").unlink()
+    result, _ = tick(instance, defs, TEXT)
+    apply_sensor_result(instance, result)
+    assert instance.get_dynamic_partitions("text_shards") == ["web-00000.jsonl"]
+    assert any(event.asset_key == shard_set_key(TEXT) for event in result.asset_events)

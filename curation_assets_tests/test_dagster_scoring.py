@@ -6,11 +6,11 @@ import pytest
 from curation_assets import registry
 from curation_assets.definitions import build_definitions
 from curation_assets.defs import models as model_resources
-from curation_assets.defs.stale_runner import RANGE_END_TAG, RANGE_START_TAG
-from curation_assets.local_run import run_sensors_and_requests
+from curation_assets.defs.local_runner import RANGE_END_TAG, RANGE_START_TAG
+from curation_assets.local_run import tick_shard_sensors
 from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
 from curation_assets.sources import SourceKind
-from curation_assets_tests.helpers import SETTLED_SHARDS, key, read_table, smoke_recipe
+from curation_assets_tests.helpers import SETTLED_SHARDS, ingest_registered, key, read_table, smoke_recipe
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
@@ -53,14 +53,18 @@ def test_ingest_loads_no_model_and_one_scoring_run_loads_each_model_once(instanc
     defs = build_definitions(str(caption_root), smoke, **FAST)
     model_resources._LOADED_IN_THIS_PROCESS.clear()
     before = load_counts()
-    run_sensors_and_requests(instance, defs, log=lambda _: None)
+    tick_shard_sensors(instance, defs, log=lambda _: None)
+    ingest_registered(instance, defs)
     assert load_counts() == before  # ingest never touches a model
 
     result = score_all_in_one_run(instance, defs)
     assert load_counts() == tuple(count + 1 for count in before)  # 3 shards, one load per model
 
+    # One result per shard and table, even from one run over three shards.
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == len(PER_SHARD_TABLES)
+    assert sorted((c.asset_key.path[-1], c.partition) for c in checks) == sorted(
+        (table, shard) for table in PER_SHARD_TABLES for shard in KEEP
+    )
     assert all(check.passed for check in checks), [c.description for c in checks if not c.passed]
 
     for shard in KEEP:
@@ -130,44 +134,36 @@ def test_changing_one_model_restales_only_what_reads_it(settled, smoke, edit, ex
 
 
 def test_automation_scores_a_new_shard_alone_and_ignores_an_unchanged_reingest(instance, caption_root, smoke):
-    """What the automation daemon would request, tick by tick, evaluated with Dagster's own tester."""
+    """What the automation sensor requests, tick by tick: the same sensor the daemon evaluates."""
     import shutil
 
-    from dagster import evaluate_automation_conditions
+    from curation_assets.defs.local_runner import AutomationState, execute_requests, run_automation, tick
 
     defs = build_definitions(str(caption_root), smoke, **FAST)
-    run_sensors_and_requests(instance, defs, log=lambda _: None)
-    score_all_in_one_run(instance, defs)
-    defs.resolve_job_def("analyze_all_shards").execute_in_process(instance=instance)
-    first = evaluate_automation_conditions(defs=defs, instance=instance)
-    settled = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-    assert settled.total_requested == 0
+    tick_shard_sensors(instance, defs, log=lambda _: None)
+    run_automation(instance, defs, log=lambda _: None)
+    state = AutomationState()
+    assert tick(instance, defs, state) == []
 
     # Re-ingest an unchanged shard: a new materialization, the same data version, nothing to redo.
     defs.resolve_job_def("ingest_caption_shards").execute_in_process(instance=instance, partition_key="wds-00000.tar")
-    after_reingest = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
-    assert after_reingest.total_requested == 0
+    assert tick(instance, defs, state) == []
 
-    # A new shard: only its tables are requested; the global analysis waits until they exist.
+    # A new shard: one run ingests and scores it alone; one more run refreshes the global assets over
+    # every shard (it joins the same tick, after the shard's run).
     raw = caption_root / "raw" / "caption"
     shutil.copy(raw / "wds-00000.tar", raw / "wds-00009.tar")
-    run_sensors_and_requests(instance, defs, log=lambda _: None)
-    after_new = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after_reingest.cursor)
-    for table in PER_SHARD_TABLES:  # tables computed from embeddings ride in the same run, after them
-        assert after_new.get_requested_partitions(key(table)) == {"wds-00009.tar"}, table
-    assert after_new.get_requested_partitions(key("score_analysis")) == set()
-
-    # Once the new shard is scored, the next tick refreshes the global assets over all shards, and only them.
-    defs.resolve_job_def("score_caption_shards").execute_in_process(instance=instance, partition_key="wds-00009.tar")
-    after_scored = evaluate_automation_conditions(defs=defs, instance=instance, cursor=after_new.cursor)
-    requested = {
-        key.to_user_string(): after_scored.get_requested_partitions(key)
-        for key in defs.resolve_asset_graph().get_all_asset_keys()
-        if after_scored.get_requested_partitions(key)
-    }
-    assert requested == {
-        name: {None} for name in ("caption/score_analysis", "caption/dedup", "caption/selection_thresholds")
-    }
+    tick_shard_sensors(instance, defs, log=lambda _: None)
+    requests = tick(instance, defs, state)
+    [per_shard] = [request for request in requests if request.partition_key]
+    assert per_shard.partition_key == "wds-00009.tar"
+    selected = {k.to_user_string() for k in per_shard.asset_selection}
+    assert selected >= {"caption/normalized", *(f"caption/{t}" for t in PER_SHARD_TABLES)}
+    runs = execute_requests(instance, defs, requests, log=lambda _: None)
+    runs += run_automation(instance, defs, log=lambda _: None, state=state)
+    assert [run.partitions for run in runs] == [["wds-00009.tar"], []]
+    assert {"caption/sample_index", "caption/dedup", "caption/filtered", "caption/curated"} <= set(runs[1].assets)
+    assert tick(instance, defs, state) == []
 
 
 def test_the_automation_sensor_runs_by_default():

@@ -7,6 +7,7 @@ import pytest
 from curation_assets.recipe import Dedup, Recipe
 from curation_assets.scoring.hashes import text_minhash
 from curation_assets.selection.curated_pool import curated_pool
+from curation_assets.selection.decisions import decide_samples
 from curation_assets.selection.dedup import find_duplicates
 from curation_assets.selection.thresholds import from_payload, percentile_columns, resolve_thresholds, to_payload
 
@@ -30,12 +31,12 @@ def dedup(**sections) -> Dedup:
     return Dedup.model_validate(sections)
 
 
-def test_exact_and_phash_copies_group_and_the_best_clip_score_represents():
+def test_exact_and_phash_copies_group_under_their_smallest_id():
     groups = find_duplicates(samples(), dedup(image_deduplicator={"max_distance": 1}))
     by_id = {row["sample_id"]: row for row in groups.iter_rows(named=True)}
-    assert by_id["b"]["representative"] and by_id["a"]["duplicate_of"] == "b"  # 0.30 beats 0.20
+    assert by_id["a"]["group_id"] == by_id["b"]["group_id"] == "a"
     assert by_id["a"]["method"] == "exact,phash"
-    assert by_id["c"]["representative"] and by_id["d"]["duplicate_of"] == "c"  # one bit apart
+    assert by_id["c"]["group_id"] == by_id["d"]["group_id"] == "c"  # one bit apart
     assert by_id["d"]["method"] == "phash" and by_id["d"]["shard_id"] == "s2"
 
 
@@ -68,19 +69,62 @@ def test_thresholds_resolve_percentiles_over_every_shard_and_survive_json():
         resolve_thresholds(recipe_steps, None)
 
 
-def test_the_curated_pool_keeps_selected_pairs_and_rescued_recaptions():
-    normalized = pl.DataFrame(
+def test_the_curated_pool_is_every_selected_pair_of_the_index():
+    index = pl.DataFrame(
         {
             "sample_id": ["a", "b", "c"],
             "shard_id": "s1",
-            "caption": ["old a", "old b", "old c"],
-            "image_ref": ["tar:a.jpg", "tar:b.jpg", "tar:c.jpg"],
+            "caption": ["old a", "new b", "old c"],
+            "caption_source": ["original", "recaptioned", "original"],
         }
     )
-    recaptioned = pl.DataFrame({"sample_id": ["b", "c"], "new_caption": ["new b", "new c"], "kept": [True, False]})
-    pool = curated_pool(normalized, pl.Series(["a"]), recaptioned).sort("sample_id")
-    assert pool["sample_id"].to_list() == ["a", "b"]  # c: not selected, and its new caption was not kept
-    assert pool["caption"].to_list() == ["old a", "new b"]
-    assert pool["caption_source"].to_list() == ["original", "recaptioned"]
-    assert pool["original_caption"].to_list() == ["old a", "old b"]
-    assert curated_pool(normalized, pl.Series(["c"]), None)["caption_source"].to_list() == ["original"]
+    selected = pl.DataFrame({"sample_id": ["a", "b", "c"], "selected": [True, True, False]})
+    pool = curated_pool(index, selected)
+    assert pool["sample_id"].to_list() == ["a", "b"]
+    assert pool["caption"].to_list() == ["old a", "new b"]  # the final caption, recaptioned or not
+
+
+def rule(op, column, lower=None, upper=None):
+    from curation_assets.selection.filters import ResolvedRule
+
+    return ResolvedRule(op, column, lower, upper, True)
+
+
+def test_dedup_keeps_the_best_member_that_passes_every_rule():
+    """Two copies: `a` (CLIP 0.35, 200 words) and `b` (CLIP 0.30, 12 words) under max_num 128:
+    choosing the representative first by score kept neither; `b` must be kept."""
+    frame = pl.DataFrame(
+        {
+            "sample_id": ["a", "b", "c"],
+            "shard_id": ["s1", "s2", "s2"],
+            "clip_similarity": pl.Series([0.35, 0.30, 0.50], dtype=pl.Float32),
+            "num_words": pl.Series([200, 12, 8], dtype=pl.Int32),
+        }
+    )
+    groups = pl.DataFrame({"sample_id": ["a", "b"], "group_id": ["a", "a"], "method": ["exact", "exact"]})
+    decisions = decide_samples(frame, [rule("words_num_filter", "num_words", upper=128)], groups, "clip_similarity")
+    by_id = {row["sample_id"]: row for row in decisions.sort("sample_id").iter_rows(named=True)}
+    assert by_id["a"]["kept"] is False and by_id["a"]["drop_rule"] == "words_num_filter"
+    assert by_id["a"]["duplicate_of"] == "b"
+    assert by_id["b"]["kept"] and by_id["b"]["duplicate_of"] is None
+    assert by_id["c"]["kept"]
+    # Without the rule, the better score wins and the other is dropped as its duplicate.
+    unruled = decide_samples(frame, [], groups, "clip_similarity").sort("sample_id")
+    assert unruled["kept"].to_list() == [True, False, True]
+    assert unruled["drop_value"][1] == "exact duplicate of a"
+
+
+def test_a_group_none_of_whose_members_passes_is_dropped_each_by_its_own_rule():
+    frame = pl.DataFrame(
+        {
+            "sample_id": ["a", "b"],
+            "shard_id": "s1",
+            "clip_similarity": pl.Series([0.1, 0.2], dtype=pl.Float32),
+            "num_words": pl.Series([1, 2], dtype=pl.Int32),
+        }
+    )
+    groups = pl.DataFrame({"sample_id": ["a", "b"], "group_id": ["a", "a"], "method": ["phash", "phash"]})
+    decisions = decide_samples(frame, [rule("words_num_filter", "num_words", lower=3)], groups, "clip_similarity")
+    assert decisions["kept"].to_list() == [False, False]
+    assert decisions["drop_rule"].to_list() == ["words_num_filter", "words_num_filter"]
+    assert decisions["duplicate_of"].to_list() == [None, None]

@@ -74,3 +74,13 @@ def test_content_versions_ignore_row_order_and_follow_content():
     assert content_version(frame, ["sample_id"]) == content_version(frame.with_columns(kept=False), ["sample_id"])
     nested = pl.DataFrame({"sample_id": ["a"], "texts": [["x", None]]})
     assert content_version(nested) != content_version(nested.with_columns(texts=pl.lit(["x", "y"])))
+
+
+def test_a_write_clears_the_temp_file_an_interrupted_write_left(tmp_path):
+    store = TableStore(tmp_path)
+    folder = store.folder(registry.CLIP_SIMILARITY)
+    folder.mkdir(parents=True)
+    leftover = folder / ".s1.parquet.abc123.tmp"
+    leftover.write_bytes(b"half a table")
+    store.write(registry.CLIP_SIMILARITY, scores(["a"], [0.1]), "s1")
+    assert sorted(p.name for p in folder.iterdir()) == ["s1.parquet"]

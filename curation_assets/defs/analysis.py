@@ -6,9 +6,8 @@ This is what users look at before choosing thresholds. It reads only the small s
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from curation_assets import registry
-from curation_assets.defs.automation import on_new_data
+from curation_assets.defs.keys import asset_key
 from curation_assets.defs.metadata import SMOKE_WARNING
-from curation_assets.defs.partitions import shard_ids
 from curation_assets.defs.resources import DataRootResource
 from curation_assets.defs.shard_assets import asset_spec_kwargs
 from curation_assets.recipe import Recipe
@@ -19,31 +18,33 @@ ANALYSIS = registry.SCORE_ANALYSIS
 
 def build_analysis_asset(recipe: Recipe):
     analysed = registry.analysed_columns(ANALYSIS.kind)
+    columns = [column for columns in analysed.values() for column in columns]
 
-    @asset(**asset_spec_kwargs(ANALYSIS, recipe), kinds={"polars", "matplotlib"}, automation_condition=on_new_data())
+    @asset(**asset_spec_kwargs(ANALYSIS, recipe), kinds={"polars", "matplotlib"})
     def score_analysis(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
-        store, shards = data_root.store(), shard_ids(context, ANALYSIS.kind)
-        frames = [store.read_shards(spec, shards, ["sample_id", *columns]) for spec, columns in analysed.items()]
-        scores = frames[0]
-        for frame in frames[1:]:
-            scores = scores.join(frame, on="sample_id", how="full", coalesce=True)
-        meaningless = [
-            spec.name
-            for spec in analysed
-            if not store.read_shards(spec, shards, ["scores_meaningful"])["scores_meaningful"].all()
-        ]
-        columns = [column for columns in analysed.values() for column in columns]
+        store = data_root.store()
+        scores = store.read(registry.SAMPLES, columns=["sample_id", "shard_id", *columns])
         summary = score_summary(scores, columns)
         store.write(ANALYSIS, summary)
-        context.log.info(f"analysed {scores.height} samples over {len(shards)} shards")
+        shards = scores["shard_id"].n_unique()
+        context.log.info(f"analysed {scores.height} samples over {shards} shards")
         metadata = {
-            "samples": scores.height,
-            "shards": len(shards),
+            "pairs": scores.height,
+            "shards": shards,
             "quantiles": MetadataValue.md(summary_markdown(summary)),
             "histograms": MetadataValue.md(histograms_markdown(scores, columns)),
         }
+        meaningless = [spec.name for spec in analysed if not _latest_meaningful(context, spec)]
         if meaningless:
             metadata["warning"] = f"{SMOKE_WARNING}: {', '.join(meaningless)}"
         return MaterializeResult(metadata=metadata)
 
     return score_analysis
+
+
+def _latest_meaningful(context: AssetExecutionContext, spec) -> bool:
+    """Whether the score table's latest run had meaningful (not random) weights, as it recorded."""
+    event = context.instance.get_latest_materialization_event(asset_key(spec))
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    value = metadata.get("scores_meaningful")
+    return bool(value.value) if value is not None else True

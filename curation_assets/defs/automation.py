@@ -1,36 +1,237 @@
-"""When Dagster's automation re-runs a derived table by itself."""
+"""When Dagster's automation re-runs a table by itself: whenever its latest materialization is behind its
+inputs or its code version, judged afresh on every tick from what the instance records.
 
-from dagster import AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus
+Why not Dagster's edge-triggered conditions (`eager()`, `data_version_changed().since_last_handled()`):
+they see a change for one tick and forget it once the asset is next "handled", so an input that
+changes while the asset is running is lost when that run completes (the partition then stays stale
+for good), and a process that starts without the previous tick's cursor sees no change at all. Here
+the answer is recomputed from the instance each tick, so nothing can be lost: a run that finishes
+behind its inputs is simply due again.
+
+How "behind" is decided, per asset partition, from the tags Dagster writes on each materialization:
+- code version: the `dagster/code_version` tag differs from the asset's current code version;
+- an unpartitioned input: its current data version differs from `dagster/input_data_version/<input>`;
+- a partitioned input: the input partition was materialized after `dagster/input_event_pointer/<input>`
+  (the input's newest storage id when the step started) with a data version other than the one it had
+  then, so an identical re-ingest changes nothing. This works at any shard count: it never walks
+  the stale-status resolver, which ignores inputs with 100 or more partitions.
+
+The evaluation is plain Python, so the automation sensor runs in the code location
+(`use_user_code_server=True`); `make demo` evaluates the same sensor in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    AutomationContext,
+    AutomationResult,
+    DefaultSensorStatus,
+    MetadataValue,
+)
+
+from curation_assets.defs.dagster_compat import (
+    CODE_VERSION_TAG,
+    DATA_VERSION_TAG,
+    DagsterEventType,
+    input_data_version_tag,
+    input_event_pointer_tag,
+)
+
+MATERIALIZATION = DagsterEventType.ASSET_MATERIALIZATION
 
 
-def on_new_data() -> AutomationCondition:
-    """Like `AutomationCondition.eager()`, but an upstream counts as updated only when its *data
-    version* changed, and a changed code version (a new model or threshold in the recipe) counts too.
+def _storage_id(tags: Mapping[str, str], tag: str) -> int:
+    value = tags.get(tag, "")
+    return int(value) if value.isdigit() else 0
 
-    eager() fires on any new upstream materialization, so re-ingesting an unchanged shard would
-    re-run every GPU table of it. With data versions (shard hash -> ingest -> scores), an edited
-    shard re-runs only its own tables, an unchanged re-run re-runs nothing, a new shard is scored
-    alone, and the global assets follow on a later tick once every shard is done.
-    """
+
+class BehindInputs(AutomationCondition):
+    """True for each asset partition whose latest materialization is behind its inputs or code."""
+
+    @property
+    def name(self) -> str:
+        return "behind_inputs"
+
+    def get_label(self) -> str | None:
+        return "behind_inputs"
+
+    @property
+    def description(self) -> str:
+        return "Latest materialization is behind its inputs' data or its code version"
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False  # stateless: recomputed from the instance every tick
+
+    def evaluate(self, context: AutomationContext) -> AutomationResult:
+        if context.candidate_subset.is_empty:
+            return AutomationResult(context, context.get_empty_subset())
+        node = context.asset_graph.get(context.key)
+        storage = context.asset_graph_view.instance.event_log_storage
+        if node.partitions_def is None:
+            reasons = {None: _behind(context, storage, node)}
+        else:
+            partitions = list(context.candidate_subset.expensively_compute_partition_keys())
+            reasons = dict(zip(partitions, _behind_by_partition(context, storage, node, partitions)))
+        behind = {partition: why for partition, why in reasons.items() if why}
+        if node.partitions_def is None:
+            true_subset = context.candidate_subset if behind else context.get_empty_subset()
+        else:
+            true_subset = context.asset_graph_view.get_subset_from_partition_keys(
+                context.key, node.partitions_def, set(behind)
+            )
+        summary = "; ".join(f"{p or 'all'}: {', '.join(why)}" for p, why in list(behind.items())[:5])
+        return AutomationResult(context, true_subset, metadata={"why": MetadataValue.text(summary or "up to date")})
+
+
+def _behind(context: AutomationContext, storage, node) -> list[str]:
+    """Reasons an unpartitioned asset is behind (empty: up to date or never materialized)."""
+    record = context.asset_graph_view.instance.get_latest_materialization_event(node.key)
+    if record is None or record.asset_materialization is None:
+        return []
+    tags = record.asset_materialization.tags or {}
+    reasons: list[str] = []
+    if node.code_version is not None and tags.get(CODE_VERSION_TAG) != node.code_version:
+        reasons.append("code version")
+    for parent in sorted(node.parent_keys):
+        parent_node = context.asset_graph.get(parent)
+        if parent_node.partitions_def is None:
+            current = _current_data_version(context, parent)
+            if current is not None and tags.get(input_data_version_tag(parent)) != current:
+                reasons.append(f"{parent.to_user_string()} changed")
+        elif _partitions_changed_after(storage, parent, _storage_id(tags, input_event_pointer_tag(parent)), None):
+            reasons.append(f"{parent.to_user_string()} changed")
+    return reasons
+
+
+def _behind_by_partition(context: AutomationContext, storage, node, partitions: list[str]) -> list[list[str]]:
+    """Reasons each partition of a partitioned asset is behind; its partitioned inputs are the same shard."""
+    instance = context.asset_graph_view.instance
+    own_ids = storage.get_latest_storage_id_by_partition(node.key, MATERIALIZATION, set(partitions))
+    records = (
+        instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=node.key, storage_ids=list(own_ids.values())), limit=len(own_ids)
+        ).records
+        if own_ids
+        else []
+    )
+    own = {record.partition_key: _tags(record) for record in records}
+    reasons: dict[str, list[str]] = {p: [] for p in partitions}
+    for partition, tags in own.items():
+        if node.code_version is not None and tags.get(CODE_VERSION_TAG) != node.code_version:
+            reasons[partition].append("code version")
+    for parent in sorted(node.parent_keys):
+        if context.asset_graph.get(parent).partitions_def is None:
+            current = _current_data_version(context, parent)
+            for partition, tags in own.items():
+                if current is not None and tags.get(input_data_version_tag(parent)) != current:
+                    reasons[partition].append(f"{parent.to_user_string()} changed")
+            continue
+        pointers = {p: _storage_id(tags, input_event_pointer_tag(parent)) for p, tags in own.items()}
+        for partition in _partitions_changed_after_pointers(storage, parent, pointers):
+            reasons[partition].append(f"{parent.to_user_string()} changed")
+    return [reasons[p] for p in partitions]
+
+
+def _tags(record) -> Mapping[str, str]:
+    event = record.event_log_entry.asset_materialization
+    return (event.tags or {}) if event else {}
+
+
+def _current_data_version(context: AutomationContext, key: AssetKey) -> str | None:
+    instance = context.asset_graph_view.instance
+    record = instance.get_latest_data_version_record(key, context.asset_graph.get(key).is_external)
+    if record is None:
+        return None
+    event = record.event_log_entry.asset_materialization or record.event_log_entry.asset_observation
+    return (event.tags or {}).get(DATA_VERSION_TAG) if event else None
+
+
+def _partitions_changed_after(storage, key: AssetKey, pointer: int, partitions: Iterable[str] | None) -> list[str]:
+    """Partitions of `key` materialized after storage id `pointer` with a data version other than the
+    one they had at `pointer`."""
+    latest = storage.get_latest_storage_id_by_partition(
+        key, MATERIALIZATION, set(partitions) if partitions is not None else None, after_cursor=pointer
+    )
+    if not latest:
+        return []
+    now = storage.get_latest_tags_by_partition(key, MATERIALIZATION, [DATA_VERSION_TAG], asset_partitions=list(latest))
+    before = storage.get_latest_tags_by_partition(
+        key, MATERIALIZATION, [DATA_VERSION_TAG], asset_partitions=list(latest), before_cursor=pointer + 1
+    )
+    return [
+        p
+        for p in latest
+        if now.get(p, {}).get(DATA_VERSION_TAG) != before.get(p, {}).get(DATA_VERSION_TAG) or p not in before
+    ]
+
+
+def _partitions_changed_after_pointers(storage, key: AssetKey, pointers: Mapping[str, int]) -> list[str]:
+    """Of these partitions, those whose input partition in `key` changed after each one's own pointer."""
+    if not pointers:
+        return []
+    lowest = min(pointers.values())
+    latest = storage.get_latest_storage_id_by_partition(key, MATERIALIZATION, set(pointers), after_cursor=lowest)
+    candidates = [p for p, storage_id in latest.items() if storage_id > pointers[p]]
+    changed = []
+    for pointer in sorted({pointers[p] for p in candidates}):
+        same_pointer = [p for p in candidates if pointers[p] == pointer]
+        changed += _partitions_changed_after(storage, key, pointer, same_pointer)
+    return changed
+
+
+def failed_upstream(depth: int = 4) -> AutomationCondition:
+    """True for an asset partition whose last run failed, or whose inputs' did, up to `depth` levels up:
+    a shard whose ingest failed leaves its score tables missing without a failure of their own."""
+    condition = AutomationCondition.execution_failed()
+    for _ in range(depth):
+        condition = AutomationCondition.execution_failed() | AutomationCondition.any_deps_match(condition)
+    return condition
+
+
+def on_new_data(reads_every_shard: bool = False) -> AutomationCondition:
+    """Run a table when it is missing or behind its inputs or code, once nothing it reads is missing or
+    running. Tables whose inputs will be requested in the same tick join that run, so a new shard's
+    tables go in one run and the global decisions in one more. A failed run is not retried until an
+    input updates again (no retry loop).
+
+    `reads_every_shard`: a global table does not wait for a shard whose tables are missing because
+    its run failed; it goes on without that shard (one failure stays one failure), and reports it."""
+    due = (AutomationCondition.missing() | BehindInputs()) & ~AutomationCondition.execution_failed()
+    # After a failure, new data in an input is worth one more try (an identical re-run of it is not).
+    new_input = AutomationCondition.any_deps_match(
+        AutomationCondition.data_version_changed() & ~AutomationCondition.executed_with_root_target()
+    )
+    retry = new_input.since(AutomationCondition.newly_requested())
+    if reads_every_shard:
+        waiting = AutomationCondition.any_deps_match(
+            AutomationCondition.missing() & ~AutomationCondition.will_be_requested() & ~failed_upstream()
+        ).with_label("any_deps_missing_not_failed")
+    else:
+        waiting = AutomationCondition.any_deps_missing()
     return (
-        AutomationCondition.in_latest_time_window()
-        & (
-            AutomationCondition.newly_missing()
-            | AutomationCondition.any_deps_match(AutomationCondition.data_version_changed())
-            | AutomationCondition.code_version_changed()
-        ).since_last_handled()
-        & ~AutomationCondition.any_deps_missing()
+        (due | retry | AutomationCondition.any_deps_match(AutomationCondition.will_be_requested()))
+        & ~waiting
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
     ).with_label("on_new_data")
 
 
-# Dagster's default automation sensor starts stopped; ours runs as soon as `make ui` starts, so new
-# shards ingested by the sensors are scored and the global assets follow without a click.
+# Dagster's default automation sensor starts stopped and cannot evaluate Python conditions; this one
+# runs in the code location as soon as `make ui` starts, so new shards ingested by the sensors are
+# scored and the global assets follow without a click.
 AUTOMATION_SENSOR = AutomationConditionSensorDefinition(
     "curation_automation",
     target=AssetSelection.all(),
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Materializes what on_new_data asks for: new shards' tables, then the global assets.",
+    use_user_code_server=True,
+    description="Materializes what on_new_data asks for: new or changed shards' tables, then the global assets.",
 )

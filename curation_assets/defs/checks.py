@@ -1,17 +1,65 @@
 """Asset checks: every row of every shard is accounted for, every score table covers its shard, every
 valid row is decided. The rules are pure functions (invariants.py); these wire them."""
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, asset_check
+import polars as pl
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetRecordsFilter,
+    Output,
+    asset_check,
+)
 
 from curation_assets import registry
+from curation_assets.defs.dagster_compat import AssetCheckEvaluationTargetMaterializationData
 from curation_assets.defs.keys import asset_key
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
-from curation_assets.invariants import account_for_rows, coverage_problems, decision_problems, kept_fraction
+from curation_assets.invariants import account_for_rows, coverage_problems, decision_problems
 from curation_assets.readers import count_source_rows
 from curation_assets.recipe import Recipe
 from curation_assets.sources import SourceKind
 from curation_assets.table_spec import TableSpec
+
+
+def per_shard_evaluations(
+    context: AssetCheckExecutionContext, key, name: str, problems: dict[str, str | None], metadata: dict[str, dict]
+):
+    """One check result per shard, even from a run over a range of shards.
+
+    A check returns one result per run, so a run over 32 shards recorded 32 SKIPPED results and one
+    unpartitioned one. Each shard's result is recorded instead, against that shard's latest
+    materialization (without that link the UI shows no result). The check op's own output follows.
+
+    A failure blocks what follows only in a one-shard run: in a range run, Dagster would block every
+    shard's downstream steps for one bad shard. There, the bad shard stays out of the global tables
+    because the sample index applies the same rules before it takes a shard in."""
+    blocking = len(problems) == 1
+    for shard, problem in problems.items():
+        record = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[shard]), limit=1
+        ).records
+        target = (
+            AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record[0].storage_id, run_id=record[0].run_id, timestamp=record[0].timestamp
+            )
+            if record
+            else None
+        )
+        yield AssetCheckEvaluation(
+            asset_key=key,
+            check_name=name,
+            partition=shard,
+            passed=problem is None,
+            severity=AssetCheckSeverity.ERROR,
+            blocking=blocking,
+            description=problem or "ok",
+            metadata=metadata.get(shard, {}),
+            target_materialization_data=target,
+        )
+    yield Output(None)
 
 
 def build_rows_accounted_check(kind: SourceKind):
@@ -23,39 +71,40 @@ def build_rows_accounted_check(kind: SourceKind):
         additional_deps=[asset_key(quarantine)],
         partitions_def=SHARD_PARTITIONS[kind],
         description=(
-            "Rows in the shard (counted from file metadata, lines or tar headers, not by the reader) "
-            "equal valid rows plus quarantined rows, with no sample id twice."
+            "Rows in the shard (counted by a route independent of its reader) equal valid rows plus "
+            "quarantined rows, with no sample id twice."
         ),
         blocking=True,
     )
-    def rows_accounted_for(context: AssetCheckExecutionContext, data_root: DataRootResource) -> AssetCheckResult:
+    def rows_accounted_for(context: AssetCheckExecutionContext, data_root: DataRootResource):
         store = data_root.store()
-        per_shard = [
-            account_for_rows(
+        accounts = {
+            shard_id: account_for_rows(
                 shard_id,
                 count_source_rows(data_root.shard_file(kind, shard_id)),
                 store.read(normalized, shard_id, ["sample_id"])["sample_id"],
                 store.read(quarantine, shard_id, ["sample_id"])["sample_id"],
             )
             for shard_id in context.partition_keys
-        ]
-        failures = [row for row in per_shard if not row.balanced]
-        totals = {
-            name: sum(getattr(row, name) for row in per_shard)
-            for name in ("rows_in", "valid", "quarantined", "unaccounted", "duplicate_sample_ids")
         }
-        description = (
-            f"{totals['rows_in']} rows in, {totals['valid']} valid + {totals['quarantined']} quarantined = "
-            f"{totals['valid'] + totals['quarantined']}"
-        )
-        if failures:
-            description += "; mismatched shards: " + ", ".join(row.describe() for row in failures)
-        return AssetCheckResult(
-            passed=not failures,
-            severity=AssetCheckSeverity.ERROR,
-            description=description,
-            metadata={**totals, "shards": len(per_shard)},
-        )
+        problems = {
+            shard: None
+            if account.balanced
+            else f"{account.rows_in} rows in, {account.valid} valid + {account.quarantined} quarantined: "
+            f"{account.describe()}"
+            for shard, account in accounts.items()
+        }
+        metadata = {
+            shard: {
+                "rows_in": a.rows_in,
+                "valid": a.valid,
+                "quarantined": a.quarantined,
+                "unaccounted": a.unaccounted,
+                "duplicate_sample_ids": a.duplicate_sample_ids,
+            }
+            for shard, a in accounts.items()
+        }
+        yield from per_shard_evaluations(context, asset_key(normalized), "rows_accounted_for", problems, metadata)
 
     return rows_accounted_for
 
@@ -72,77 +121,81 @@ def build_coverage_check(spec: TableSpec):
         description="Same sample ids as the shard's normalized table, no missing or NaN values.",
         blocking=True,
     )
-    def covers_every_valid_row(context: AssetCheckExecutionContext, data_root: DataRootResource) -> AssetCheckResult:
+    def covers_every_valid_row(context: AssetCheckExecutionContext, data_root: DataRootResource):
         store = data_root.store()
-        problems = [
-            problem
-            for shard_id in context.partition_keys
-            if (
-                problem := coverage_problems(
-                    shard_id,
-                    store.read(spec, shard_id),
-                    store.read(normalized, shard_id, ["sample_id"])["sample_id"],
-                    [column.name for column in spec.all_columns],
-                )
+        problems = {
+            shard_id: coverage_problems(
+                shard_id,
+                store.read(spec, shard_id),
+                store.read(normalized, shard_id, ["sample_id"])["sample_id"],
+                [column.name for column in spec.all_columns],
             )
-        ]
-        return AssetCheckResult(
-            passed=not problems,
-            severity=AssetCheckSeverity.ERROR,
-            description="; ".join(problems) or f"{len(context.partition_keys)} shard(s) fully covered",
-        )
+            if store.exists(spec, shard_id)
+            else f"{shard_id}: no table; its computation failed (the asset's failed_shards metadata says why)"
+            for shard_id in context.partition_keys
+        }
+        yield from per_shard_evaluations(context, asset_key(spec), "covers_every_valid_row", problems, {})
 
     return covers_every_valid_row
 
 
 def build_selection_checks(recipe: Recipe) -> list:
-    filtered, normalized = registry.FILTERED, registry.NORMALIZED[registry.CAPTION]
+    filtered, samples = registry.FILTERED, registry.SAMPLES
     bounds = recipe.checks.kept_fraction
 
     @asset_check(
         name="every_row_decided",
         asset=asset_key(filtered),
-        additional_deps=[asset_key(normalized)],
-        partitions_def=SHARD_PARTITIONS[filtered.kind],
-        description="kept + dropped = valid input rows, each once, and every drop has a rule and a value.",
+        additional_deps=[asset_key(samples)],
+        description="kept + dropped = every indexed pair, each once, and every drop has a rule and a value "
+        "(checked per shard).",
         blocking=True,
     )
-    def every_row_decided(context: AssetCheckExecutionContext, data_root: DataRootResource) -> AssetCheckResult:
+    def every_row_decided(data_root: DataRootResource) -> AssetCheckResult:
         store = data_root.store()
+        decisions = store.read(filtered)
+        indexed = store.read(samples, columns=["sample_id", "shard_id"])
         problems = [
             problem
-            for shard_id in context.partition_keys
+            for (shard_id,), shard_rows in indexed.group_by("shard_id", maintain_order=True)
             if (
                 problem := decision_problems(
-                    shard_id, store.read(filtered, shard_id), store.read(normalized, shard_id)["sample_id"]
+                    shard_id, decisions.filter(pl.col("shard_id") == shard_id), shard_rows["sample_id"]
                 )
             )
         ]
+        strays = decisions.join(indexed, on="sample_id", how="anti").height
+        if strays:
+            problems.append(f"{strays} decisions for pairs the index does not hold")
         return AssetCheckResult(
-            passed=not problems, description="; ".join(problems) or "every row decided and explained"
+            passed=not problems,
+            description="; ".join(problems[:20])
+            or f"{decisions.height} pairs over {indexed['shard_id'].n_unique()} "
+            "shards, every one decided and explained",
+            metadata={"shards_with_problems": len(problems)},
         )
 
     @asset_check(
         name="kept_fraction_within_bounds",
         asset=asset_key(filtered),
-        partitions_def=SHARD_PARTITIONS[filtered.kind],
-        description=f"The share of rows kept lies in [{bounds.min}, {bounds.max}] (recipe checks.kept_fraction).",
+        description=f"Each shard keeps a share of its pairs in [{bounds.min}, {bounds.max}] "
+        "(recipe checks.kept_fraction).",
         blocking=bounds.severity == "error",
     )
-    def kept_fraction_within_bounds(
-        context: AssetCheckExecutionContext, data_root: DataRootResource
-    ) -> AssetCheckResult:
-        store = data_root.store()
-        fractions = {shard: kept_fraction(store.read(filtered, shard, ["kept"])) for shard in context.partition_keys}
-        outside = [
-            f"{shard}: {value:.3f}" for shard, value in fractions.items() if not bounds.min <= value <= bounds.max
-        ]
+    def kept_fraction_within_bounds(data_root: DataRootResource) -> AssetCheckResult:
+        decisions = data_root.store().read(filtered, columns=["shard_id", "kept"])
+        fractions = decisions.group_by("shard_id").agg(pl.col("kept").mean().alias("fraction")).sort("shard_id")
+        outside = fractions.filter(~pl.col("fraction").is_between(bounds.min, bounds.max))
+        listed = ", ".join(
+            f"{row['shard_id']}: {row['fraction']:.3f}" for row in outside.head(20).iter_rows(named=True)
+        )
         return AssetCheckResult(
-            passed=not outside,
+            passed=outside.is_empty(),
             severity=AssetCheckSeverity.ERROR if bounds.severity == "error" else AssetCheckSeverity.WARN,
-            description=("kept fraction outside the recipe's bounds: " + ", ".join(outside))
-            if outside
+            description=f"{outside.height} shard(s) outside the recipe's bounds: {listed}"
+            if listed
             else "within bounds",
+            metadata={"shards_outside": outside.height, "shards": fractions.height},
         )
 
     return [every_row_decided, kept_fraction_within_bounds]

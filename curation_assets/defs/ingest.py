@@ -6,6 +6,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetOut, DataVersion, MaterializeResult, MetadataValue, multi_asset
 
 from curation_assets import registry
+from curation_assets.defs.automation import on_new_data
 from curation_assets.defs.keys import asset_key, raw_key
 from curation_assets.defs.metadata import markdown_table
 from curation_assets.defs.partitions import SHARD_PARTITIONS
@@ -26,6 +27,8 @@ def build_ingest_asset(kind: SourceKind, recipe: Recipe):
             code_version=registry.code_version(spec, recipe),
             description=spec.description,
             kinds={"parquet", "polars"},
+            # A new or changed raw shard (recorded by the new-shard sensor) makes ingest behind its input.
+            automation_condition=on_new_data(),
         )
 
     @multi_asset(

@@ -14,3 +14,8 @@ def asset_key(spec: TableSpec) -> AssetKey:
 def raw_key(kind: SourceKind) -> AssetKey:
     """The raw shard files: external, not a table the pipeline writes."""
     return AssetKey([kind.value, "raw"])
+
+
+def shard_set_key(kind: SourceKind) -> AssetKey:
+    """The set of a kind's shards, versioned as a whole (an external asset the sensor records)."""
+    return AssetKey([kind.value, "shards"])

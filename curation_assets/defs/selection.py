@@ -1,8 +1,10 @@
-"""Selection: thresholds resolved over all shards, per-shard keep/drop decisions, global dedup, selectors.
+"""Selection over every shard: thresholds, dedup, keep/drop decisions and selectors, all read from the
+sample index (one table), all global. No global asset feeds a per-shard one, so a new shard or a
+threshold edit re-runs these cheap decisions and never a model.
 
-Deciding is cheap and versioned by content: each asset returns a data version derived from what it
-decided, so a re-run that decides the same leaves everything downstream fresh. The decisions
-themselves are pure functions (selection/); these bodies read, call, write and report.
+Deciding is versioned by content: each asset returns a data version derived from what it decided, so
+a re-run that decides the same leaves everything downstream fresh. The decisions are pure functions
+(selection/); these bodies read, call, write and report.
 """
 
 import hashlib
@@ -13,35 +15,36 @@ import polars as pl
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
 from curation_assets import registry
-from curation_assets.defs.automation import on_new_data
 from curation_assets.defs.metadata import markdown_table
-from curation_assets.defs.partitions import SHARD_PARTITIONS, shard_ids
+from curation_assets.defs.partitions import shard_ids
 from curation_assets.defs.resources import DataRootResource
-from curation_assets.defs.shard_assets import SHARD_BACKFILL_POLICY, asset_spec_kwargs
+from curation_assets.defs.shard_assets import asset_spec_kwargs
 from curation_assets.recipe import Recipe
-from curation_assets.scores import read_score_columns
-from curation_assets.selection.filters import decide, rules_of
+from curation_assets.selection.decisions import decide_samples
+from curation_assets.selection.filters import rules_of
 from curation_assets.selection.thresholds import from_payload, percentile_columns, resolve_thresholds, to_payload
-from curation_assets.table_store import content_version
+from curation_assets.table_store import TableStore, content_version
 
 CAPTION = registry.CAPTION
-THRESHOLDS, FILTERED, DEDUP, SELECTED = (
-    registry.SELECTION_THRESHOLDS,
-    registry.FILTERED,
-    registry.DEDUP,
-    registry.SELECTED,
-)
-NORMALIZED = registry.NORMALIZED[CAPTION]
+SAMPLES, THRESHOLDS, DEDUP = registry.SAMPLES, registry.SELECTION_THRESHOLDS, registry.DEDUP
+FILTERED, SELECTED = registry.FILTERED, registry.SELECTED
+
+
+def embeddings_of(store: TableStore, shards: list[str], sample_ids: pl.Series) -> np.ndarray:
+    """The stored CLIP image embeddings of these samples, in their order (semantic dedup, coreset)."""
+    stored = store.read_shards(registry.CLIP_EMBEDDINGS, shards, ["sample_id", "image_embedding"])
+    joined = pl.DataFrame({"sample_id": sample_ids}).join(stored, on="sample_id", how="left")
+    return joined["image_embedding"].to_numpy().astype(np.float32)
 
 
 def build_thresholds_asset(recipe: Recipe):
     steps = recipe.filters
-    columns = percentile_columns(steps)
+    columns = sorted(percentile_columns(steps))
 
-    @asset(**asset_spec_kwargs(THRESHOLDS, recipe), kinds={"polars"}, automation_condition=on_new_data())
+    @asset(**asset_spec_kwargs(THRESHOLDS, recipe), kinds={"polars"})
     def selection_thresholds(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
         store = data_root.store()
-        scores = read_score_columns(store, CAPTION, shard_ids(context, CAPTION), columns) if columns else None
+        scores = store.read(SAMPLES, columns=columns) if columns else None
         rules = to_payload(resolve_thresholds(steps, scores))
         path = store.write_json(THRESHOLDS, {"rules": rules, "recipe": recipe.source})
         table = pl.DataFrame(rules) if rules else pl.DataFrame({"op": []})
@@ -53,109 +56,97 @@ def build_thresholds_asset(recipe: Recipe):
     return selection_thresholds
 
 
-def build_filtered_asset(recipe: Recipe):
-    columns = {rule.column for rule in rules_of(recipe.filters)}
-    dedup_on = recipe.dedup.enabled
-
-    @asset(
-        **asset_spec_kwargs(FILTERED, recipe),
-        partitions_def=SHARD_PARTITIONS[CAPTION],
-        backfill_policy=SHARD_BACKFILL_POLICY,
-        kinds={"polars", "parquet"},
-        automation_condition=on_new_data(),
-    )
-    def filtered(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
-        store = data_root.store()
-        rules = from_payload(store.read_json(THRESHOLDS)["rules"])
-        duplicates = store.read(DEDUP) if dedup_on else None
-        decided = []
-        for shard_id in context.partition_keys:  # one shard, or a run's range of them
-            scores = store.read(NORMALIZED, shard_id, ["sample_id"])
-            if columns:
-                scores = scores.join(
-                    read_score_columns(store, CAPTION, [shard_id], columns), on="sample_id", how="left"
-                )
-            shard_duplicates = duplicates.filter(pl.col("shard_id") == shard_id) if duplicates is not None else None
-            decisions = decide(scores, rules, shard_duplicates)
-            store.write(FILTERED, decisions, shard_id)
-            context.log.info(f"{shard_id}: kept {int(decisions['kept'].sum())}/{decisions.height}")
-            decided.append(decisions)
-        decisions = pl.concat(decided)
-        kept = int(decisions["kept"].sum())
-        drops = decisions.filter(~pl.col("kept")).group_by("drop_rule").len().sort("len", descending=True)
-        return MaterializeResult(
-            data_version=DataVersion(content_version(decisions, ["sample_id", "kept", "drop_rule"])),
-            metadata={
-                "dagster/row_count": kept,
-                "input_rows": decisions.height,
-                "shards_in_run": len(decided),
-                "kept_fraction": round(kept / decisions.height, 4) if decisions.height else 0.0,
-                "drops_by_rule": MetadataValue.md(markdown_table(drops, rows=30)),
-            },
-        )
-
-    return filtered
-
-
 def build_dedup_asset(recipe: Recipe):
     from curation_assets.selection.dedup import find_duplicates
 
     spec = recipe.dedup
-    inputs = [name for name in DEDUP.reads_under(recipe) if name != NORMALIZED.name]
 
-    @asset(**asset_spec_kwargs(DEDUP, recipe), kinds={"polars", "parquet"}, automation_condition=on_new_data())
+    @asset(**asset_spec_kwargs(DEDUP, recipe), kinds={"polars", "parquet"})
     def dedup(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
-        store, shards = data_root.store(), shard_ids(context, CAPTION)
-        samples = store.read_shards(NORMALIZED, shards, ["sample_id", "shard_id", "image_sha256"])
-        for name in inputs:
-            table = registry.table(CAPTION, name)
-            samples = samples.join(
-                store.read_shards(table, shards, ["sample_id", *table.column_names]), on="sample_id", how="left"
-            )
+        store = data_root.store()
+        samples = store.read(SAMPLES, columns=["sample_id", "shard_id", "image_sha256", "phash", "minhash"])
+        if spec.semantic_deduplicator:
+            vectors = embeddings_of(store, shard_ids(context, CAPTION), samples["sample_id"])
+            samples = samples.with_columns(pl.Series("image_embedding", vectors))
         groups = find_duplicates(samples, spec)
         store.write(DEDUP, groups)
-        dropped = groups.filter(pl.col("duplicate_of").is_not_null())
         group_count = groups["group_id"].n_unique() if groups.height else 0
-        context.log.info(f"{group_count} duplicate groups, {dropped.height} samples dropped")
-        by_method = dropped.group_by("method").len().sort("len", descending=True)
-        examples = dropped.select("sample_id", "duplicate_of", "method", "shard_id")
+        by_method = groups.group_by("method").len().sort("len", descending=True)
+        context.log.info(f"{group_count} duplicate groups holding {groups.height} pairs")
         return MaterializeResult(
-            data_version=DataVersion(content_version(groups, ["sample_id", "duplicate_of"])),
+            data_version=DataVersion(content_version(groups, ["sample_id", "group_id"])),
             metadata={
-                "samples": samples.height,
+                "pairs": samples.height,
                 "duplicate_groups": group_count,
-                "dropped_as_duplicates": dropped.height,
-                "dropped_by_method": MetadataValue.md(markdown_table(by_method)),
-                "examples": MetadataValue.md(markdown_table(examples, rows=10)),
+                "pairs_in_groups": groups.height,
+                "pairs_by_method": MetadataValue.md(markdown_table(by_method)),
             },
         )
 
     return dedup
 
 
+def build_filtered_asset(recipe: Recipe):
+    columns = sorted({rule.column for rule in rules_of(recipe.filters)} | {"clip_similarity"})
+    dedup_on = recipe.dedup.enabled
+
+    @asset(**asset_spec_kwargs(FILTERED, recipe), kinds={"polars", "parquet"})
+    def filtered(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
+        store = data_root.store()
+        rules = from_payload(store.read_json(THRESHOLDS)["rules"])
+        samples = store.read(SAMPLES, columns=["sample_id", "shard_id", *columns])
+        groups = store.read(DEDUP) if dedup_on else None
+        decisions = decide_samples(samples, rules, groups, rank_by="clip_similarity")
+        store.write(FILTERED, decisions)
+        kept = int(decisions["kept"].sum())
+        drops = (
+            decisions.filter(~pl.col("kept"))
+            .group_by("drop_rule")
+            .agg(pl.len().alias("dropped"))
+            .sort("dropped", descending=True)
+        )
+        per_shard = (
+            decisions.group_by("shard_id")
+            .agg(pl.len().alias("pairs"), pl.col("kept").sum().alias("kept"))
+            .with_columns((pl.col("kept") / pl.col("pairs")).round(3).alias("kept_fraction"))
+            .sort("shard_id")
+        )
+        return MaterializeResult(
+            data_version=DataVersion(content_version(decisions, ["sample_id", "kept", "drop_rule", "duplicate_of"])),
+            metadata={
+                "dagster/row_count": decisions.height,
+                "kept": kept,
+                "kept_fraction": round(kept / decisions.height, 4) if decisions.height else 0.0,
+                "drops_by_rule": MetadataValue.md(markdown_table(drops, rows=30)),
+                "per_shard": MetadataValue.md(markdown_table(per_shard, rows=50)),
+            },
+        )
+
+    return filtered
+
+
 def build_selected_asset(recipe: Recipe):
     from curation_assets.selection.selectors import load_target_texts, select
 
     spec = recipe.selectors
+    topk = spec.topk_specified_field_selector
 
-    @asset(**asset_spec_kwargs(SELECTED, recipe), kinds={"polars", "parquet"}, automation_condition=on_new_data())
+    @asset(**asset_spec_kwargs(SELECTED, recipe), kinds={"polars", "parquet"})
     def selected(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
-        store, shards = data_root.store(), shard_ids(context, CAPTION)
+        store = data_root.store()
+        score_columns = [topk.field_key] if topk else []
         kept = (
-            store.read_shards(FILTERED, shards, ["sample_id", "kept"])
+            store.read(FILTERED, columns=["sample_id", "kept"])
             .filter(pl.col("kept"))
             .select("sample_id")
-            .join(store.read_shards(NORMALIZED, shards, ["sample_id", "shard_id", "caption"]), on="sample_id")
+            .join(store.read(SAMPLES, columns=["sample_id", "shard_id", "caption", *score_columns]), on="sample_id")
         )
 
         def score(name: str) -> np.ndarray:
-            values = read_score_columns(store, CAPTION, shards, {name})
-            return kept.select("sample_id").join(values, on="sample_id", how="left")[name].to_numpy().astype("float64")
+            return kept[name].to_numpy().astype("float64")
 
         def embeddings() -> np.ndarray:
-            stored = store.read_shards(registry.CLIP_EMBEDDINGS, shards, ["sample_id", "image_embedding"])
-            joined = kept.select("sample_id").join(stored, on="sample_id", how="left")
-            return joined["image_embedding"].to_numpy().astype("float32")
+            return embeddings_of(store, shard_ids(context, CAPTION), kept["sample_id"])
 
         report = select(kept, spec, score, embeddings, lambda: load_target_texts(spec.dsir_selector, recipe.directory))
         store.write(SELECTED, report.frame)
@@ -176,4 +167,4 @@ def build_selected_asset(recipe: Recipe):
 
 def build_selection_assets(recipe: Recipe) -> list:
     dedup = [build_dedup_asset(recipe)] if recipe.dedup.enabled else []
-    return [build_thresholds_asset(recipe), build_filtered_asset(recipe), *dedup, build_selected_asset(recipe)]
+    return [build_thresholds_asset(recipe), *dedup, build_filtered_asset(recipe), build_selected_asset(recipe)]

@@ -6,10 +6,11 @@ run), so a model resource is loaded once per run, not per shard.
 """
 
 import time
+import traceback
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
 from curation_assets import registry
 from curation_assets.defs.automation import on_new_data
@@ -18,8 +19,8 @@ from curation_assets.defs.metadata import SMOKE_WARNING, markdown_table
 from curation_assets.defs.models import ResourceModels
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.recipe import Recipe
-from curation_assets.shard_work import ShardWork, computation
-from curation_assets.table_spec import TableOutput, TableSpec
+from curation_assets.shard_work import PROGRESS_SECONDS, ShardWork, computation
+from curation_assets.table_spec import Scope, TableOutput, TableSpec
 
 SHARDS_PER_RUN = 32
 SHARD_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_RUN)
@@ -29,14 +30,24 @@ GPU_POOL = "gpu"
 
 
 def asset_spec_kwargs(spec: TableSpec, recipe: Recipe) -> dict[str, Any]:
-    """What every asset built from a table spec shares: key, deps, group, description, code version."""
+    """What every asset built from a table spec shares: key, deps, group, description, code version,
+    and when automation runs it."""
+    reads = [registry.table(spec.kind, name) for name in spec.reads_under(recipe)]
+    reads_every_shard = spec.scope is Scope.whole and any(read.scope is Scope.shard for read in reads)
     return {
         "key": asset_key(spec),
-        "deps": [asset_key(registry.table(spec.kind, name)) for name in spec.reads_under(recipe)],
+        "deps": [asset_key(read) for read in reads],
         "group_name": f"{spec.kind.value}_{spec.group}",
         "description": spec.description,
         "code_version": registry.code_version(spec, recipe),
+        "automation_condition": on_new_data(reads_every_shard=reads_every_shard),
     }
+
+
+def error_tail(error: BaseException, lines: int = 8) -> str:
+    """The error and the last lines of its traceback: enough to see which call failed."""
+    trace = "".join(traceback.format_exception(type(error), error, error.__traceback__)).strip().splitlines()
+    return "\n".join(trace[-lines:])
 
 
 def with_provenance(output: TableOutput, profile: str) -> pl.DataFrame:
@@ -62,25 +73,44 @@ def build_shard_table_asset(spec: TableSpec, recipe: Recipe):
         pool=GPU_POOL if spec.gpu else None,
         op_tags=GPU_OP_TAGS if spec.gpu else None,
         kinds={"pytorch" if spec.gpu else "polars", "parquet"},
-        automation_condition=on_new_data(),
     )
     def shard_table_asset(context: AssetExecutionContext) -> MaterializeResult:
         data_root = context.resources.data_root
         store, models = data_root.store(), ResourceModels(context.resources)
         shards = context.partition_keys
-        rows, producers, meaningful, per_shard = 0, set(), True, []
+        rows, producers, meaningful, per_shard, failed = 0, set(), True, [], {}
+        last_log = time.monotonic()
         for index, shard_id in enumerate(shards, start=1):
             started = time.monotonic()
-            shard = data_root.shard_file(spec.kind, shard_id)
-            work = ShardWork(spec, shard_id, shard, store, view, reads, models, context.log.info)
-            output = compute(work)
-            store.write(spec, with_provenance(output, recipe.models.profile), shard_id)
+            try:
+                shard = data_root.shard_file(spec.kind, shard_id)
+                work = ShardWork(spec, shard_id, shard, store, view, reads, models, context.log.info)
+                output = compute(work)
+                store.write(spec, with_provenance(output, recipe.models.profile), shard_id)
+            except Exception as error:  # one bad shard must not take the run's other shards with it
+                failed[shard_id] = error_tail(error)
+                store.delete(spec, shard_id)  # no stale table left to look current
+                context.log.error(f"[{index}/{len(shards)}] {shard_id}: FAILED\n{failed[shard_id]}")
+                context.add_asset_metadata({"shard_failed": failed[shard_id]}, partition_key=shard_id)
+                continue
             rows += output.frame.height
             producers.add(output.produced_by)
             meaningful &= output.meaningful
             seconds = time.monotonic() - started
             per_shard.append({"shard": shard_id, "rows": output.frame.height, "seconds": round(seconds, 2)})
-            context.log.info(f"[{index}/{len(shards)}] {shard_id}: {output.frame.height} rows in {seconds:.1f}s")
+            # Each shard's own numbers on its partition (the run's totals go on every partition below).
+            context.add_asset_metadata(
+                {"shard_rows": output.frame.height, "shard_seconds": round(seconds, 2), **output.notes},
+                partition_key=shard_id,
+            )
+            if time.monotonic() - last_log >= PROGRESS_SECONDS or index == len(shards):
+                last_log = time.monotonic()  # one line per shard would be an event write per shard
+                context.log.info(f"[{index}/{len(shards)}] {shard_id}: {output.frame.height} rows in {seconds:.1f}s")
+        if len(failed) == len(shards):
+            raise Failure(
+                f"{spec.qualified_name} failed on every shard of the run ({len(shards)})",
+                metadata={"first_error": MetadataValue.text(next(iter(failed.values())))},
+            )
         metadata: dict[str, Any] = {
             "dagster/row_count": rows,
             "shards_in_run": len(shards),
@@ -89,6 +119,9 @@ def build_shard_table_asset(spec: TableSpec, recipe: Recipe):
             "per_shard": MetadataValue.md(markdown_table(pl.DataFrame(per_shard), rows=50)),
             "path": MetadataValue.path(str(store.folder(spec))),
         }
+        if failed:
+            # The shard's check reports it failed; its rows stay out of the global tables until it is fixed.
+            metadata["failed_shards"] = MetadataValue.json(failed)
         if not meaningful:
             metadata["warning"] = SMOKE_WARNING
         return MaterializeResult(metadata=metadata)

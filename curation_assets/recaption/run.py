@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from curation_assets import registry as tables
 from curation_assets.recaption.decisions import entrants, recaption_table
 from curation_assets.selection.filters import resolve, rules_of
 from curation_assets.shard_work import ShardWork, computes
 from curation_assets.table_spec import TableOutput
+
+
+def copies_within_shard(normalized: pl.DataFrame) -> pl.DataFrame:
+    """sample_id -> duplicate_of: the shard's first sample with the same image bytes (null for it).
+
+    Only this shard: dedup across shards is a global decision, and a global input here would re-run
+    recaptioning on every shard whenever any shard changed. Copies in other shards are recaptioned
+    and then removed by dedup, like any pair."""
+    first = pl.col("sample_id").first().over("image_sha256", order_by="sample_id")
+    return normalized.select("sample_id", pl.when(first != pl.col("sample_id")).then(first).alias("duplicate_of"))
 
 
 @computes(tables.RECAPTIONED)

@@ -406,11 +406,13 @@ def _method_labels(n: int, pairs_by_method: Mapping[str, Pairs]) -> pl.Series:
 
 
 def find_duplicates(samples: pl.DataFrame, spec: Dedup) -> pl.DataFrame:
-    """Duplicate groups over `samples` by every method the recipe's `dedup` section turns on.
+    """Duplicate groups over `samples` by every method the recipe's `dedup` section turns on: one row
+    per sample in a group of two or more, with `group_id` (the group's smallest sample_id, stable
+    whatever the scores), `method` and `shard_id`. Which member survives is not decided here but by
+    the filters, which keep the best member that passes every rule (selection/decisions.py).
 
-    `samples` holds one row per sample: sample_id, shard_id, clip_similarity (ranks representatives),
-    and per method its input: image_sha256 + phash (image_deduplicator), minhash (document minhash),
-    image_embedding (semantic). Returns duplicate_groups' columns plus shard_id.
+    `samples` holds one row per sample: sample_id, shard_id, and per method its input: image_sha256 +
+    phash (image_deduplicator), minhash (document minhash), image_embedding (semantic).
     """
     pairs: dict[str, Pairs] = {}
     if spec.image_deduplicator:
@@ -425,5 +427,7 @@ def find_duplicates(samples: pl.DataFrame, spec: Dedup) -> pl.DataFrame:
         clusters = min(semantic.num_clusters, max(1, samples.height // 2))
         embeddings = samples["image_embedding"].to_numpy().astype(np.float32)
         pairs["semantic"] = semantic_duplicate_pairs(embeddings, semantic.epsilon, clusters)
-    groups = duplicate_groups(samples.height, pairs, samples["clip_similarity"].to_numpy(), samples["sample_id"])
-    return groups.join(samples.select("sample_id", "shard_id"), on="sample_id", how="left")
+    groups = duplicate_groups(samples.height, pairs, None, samples["sample_id"])
+    return groups.select("sample_id", "group_id", "method").join(
+        samples.select("sample_id", "shard_id"), on="sample_id", how="left"
+    )

@@ -22,7 +22,10 @@ def resolve_thresholds(steps: Sequence[Any], scores: pl.DataFrame | None) -> lis
     def quantile(column: str, q: float) -> float:
         if scores is None or column not in scores.columns:
             raise ValueError(f"a percentile bound on {column} needs its scores over every shard")
-        return float(scores[column].drop_nans().quantile(q, "linear"))
+        value = scores[column].drop_nans().quantile(q, "linear")
+        # No scores at all (every shard failed or none is indexed yet): the bound is undefined, and
+        # NaN keeps nothing rather than letting an unscored row through.
+        return float("nan") if value is None else float(value)
 
     return resolve(rules_of(steps), quantile)
 

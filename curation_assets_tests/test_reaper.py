@@ -1,0 +1,61 @@
+"""A run killed while it holds the gpu pool slot must not wedge every later run."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from curation_assets.defs.reaper import process_alive, reap_dead_runs
+
+# A tiny code location: one asset in the gpu pool that sleeps, run in-process like `make demo` runs.
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from dagster import DagsterInstance, Definitions, asset
+
+    @asset(pool="gpu")
+    def holds_the_gpu():
+        print("started", flush=True)
+        time.sleep(600)
+
+    defs = Definitions(assets=[holds_the_gpu])
+    with DagsterInstance.get() as instance:
+        defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance)
+    """
+)
+
+
+def test_a_killed_run_is_reaped_and_frees_its_pool_slot(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("concurrency:\n  pools:\n    default_limit: 1\ntelemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "started"
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+    instance = DagsterInstance.from_config(str(home))
+    [run] = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    assert instance.event_log_storage.get_concurrency_info("gpu").active_run_ids == {run.run_id}  # holds the slot
+
+    messages = []
+    assert reap_dead_runs(instance, messages.append) == [run.run_id]
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+    assert "process" in messages[0] and "pool slots freed" in messages[0]
+    assert instance.event_log_storage.get_concurrency_info("gpu").active_run_ids == set()
+    assert reap_dead_runs(instance, messages.append) == []  # nothing left to reap
+
+
+def test_a_live_process_is_never_reaped_and_a_reused_pid_is():
+    assert process_alive(os.getpid(), started_at=time.time())
+    # A run that started before this (young) process existed was not started by it: its pid was reused.
+    assert not process_alive(os.getpid(), started_at=time.time() - 3600)
