@@ -13,7 +13,7 @@ export CURATION_RECIPE ?= $(CURDIR)/curation_assets/recipes/smoke.yaml
 export HF_HUB_OFFLINE ?= 1
 export DAGSTER_DISABLE_TELEMETRY := yes
 
-.PHONY: env demo lint format test snapshot ui bench drill kill-drill clean-demo
+.PHONY: env demo lint format test snapshot ui bench drill kill-drill screenshots whatif clean-demo
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,14 @@ drill: env
 # with the same tables as an uninterrupted run (minutes; not in CI).
 kill-drill: env
 	$(BIN)/python -m drills.kill
+
+# Photograph the curator's pages into docs/screenshots/ (needs Debian's chromium; not in CI).
+screenshots: env
+	$(BIN)/python -m docs.screenshots
+
+# Kept counts per rule for an edited recipe, from stored scores, before any run: make whatif RECIPE=edited.yaml
+whatif: env
+	$(BIN)/python -m curation_assets.whatif --recipe $(RECIPE)
 
 clean-demo:
 	rm -rf $(CURATION_DATA_ROOT)/raw $(CURATION_DATA_ROOT)/caption $(CURATION_DATA_ROOT)/interleaved \

@@ -16,6 +16,7 @@ from benchmarks import (
     proxy_eval,
     rerun,
     selection,
+    whatif,
 )
 from benchmarks.results import write_results
 
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "branches": branches.run,
     "mix_exports": mix_exports.run,
     "proxy_eval": proxy_eval.run,
+    "whatif": whatif.run,
 }
 
 

@@ -285,11 +285,16 @@ SAMPLE_SHARDS = TableSpec(
 SCORE_ANALYSIS = TableSpec(
     CAPTION,
     "score_analysis",
-    "Per-score quantiles (5/25/50/75/95%), counts and histograms over every caption pair (final captions).",
+    "The page a curator opens first: per score, a histogram with the recipe's bounds drawn and what each "
+    "bound drops; the filter funnel in recipe order; the quarantine funnel. The table holds per-score "
+    "quantiles (5/25/50/75/95%) and counts over every caption pair (final captions).",
     (Column("score", pl.String), Column("count", pl.Int64), Column("nulls", pl.Int64)),
     scope=Scope.whole,
     file_name="summary.parquet",
-    reads=("sample_index",),
+    # The bounds and the funnel need the resolved thresholds and the duplicate groups; quarantine
+    # reasons come from every shard's ingest.
+    reads=("sample_index", "selection_thresholds", "quarantine"),
+    recipe_reads=lambda recipe: ("dedup",) if recipe.dedup.enabled else (),
     group="analysis",
     key_columns=("score",),
 )

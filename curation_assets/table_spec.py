@@ -121,3 +121,4 @@ class TableOutput:
     produced_by: str  # the model (and weights) that made it, or the logic for model-free tables
     meaningful: bool = True  # False for random weights: recorded in the table and the UI
     notes: dict = field(default_factory=dict)  # small per-shard figures for the UI
+    panels: dict[str, str] = field(default_factory=dict)  # per-shard markdown (pictures, tables) for the UI

@@ -1,6 +1,5 @@
-"""Score summaries, markdown tables and histogram images on small known distributions."""
+"""Score summaries and markdown tables on small known distributions (the histograms: test_report.py)."""
 
-import base64
 import io
 import re
 
@@ -9,15 +8,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from curation_assets.scoring.analysis import (
-    HISTOGRAM_QUANTILES,
-    histogram_png,
-    histograms_markdown,
-    png_markdown,
-    quantile_name,
-    score_summary,
-    summary_markdown,
-)
+from curation_assets.scoring.analysis import quantile_name, score_summary, summary_markdown
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUMMARY_COLUMNS = ["score", "count", "nulls", "mean", "std", "min", "q05", "q25", "q50", "q75", "q95", "max"]
@@ -108,36 +99,3 @@ def png_size(png: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(png)) as image:
         image.load()
         return image.size
-
-
-def test_histogram_is_a_small_png():
-    png = histogram_png(np.arange(100.0), "uniform", quantiles=HISTOGRAM_QUANTILES)
-    assert png_size(png) == (400, 250)
-
-
-def test_histogram_of_nothing_still_renders():
-    # All null / NaN: an empty frame saying "no values", not an exception.
-    assert png_size(histogram_png(np.array([np.nan, np.nan]), "missing", quantiles=HISTOGRAM_QUANTILES)) == (400, 250)
-    assert png_size(histogram_png(np.array([]), "empty")) == (400, 250)
-
-
-def test_histogram_of_a_constant_and_with_infinities():
-    assert png_size(histogram_png(np.full(10, 3.0), "constant", quantiles=HISTOGRAM_QUANTILES)) == (400, 250)
-    assert png_size(histogram_png(np.array([1.0, np.inf, -np.inf, 2.0]), "inf")) == (400, 250)
-
-
-def test_png_markdown_embeds_the_bytes():
-    png = histogram_png(np.arange(10.0), "x")
-    markdown = png_markdown(png, "clip [similarity]")
-    match = re.fullmatch(r"!\[(.*)\]\(data:image/png;base64,(.+)\)", markdown)
-    assert match
-    assert "[" not in match.group(1)
-    assert base64.b64decode(match.group(2)) == png
-
-
-def test_histograms_markdown_has_a_section_per_column(scores):
-    markdown = histograms_markdown(scores, ["uniform", "missing"], bins=10)
-    assert re.findall(r"^### (\w+)$", markdown, flags=re.MULTILINE) == ["uniform", "missing"]
-    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
-    assert len(images) == 2
-    assert all(png_size(base64.b64decode(image)) == (400, 250) for image in images)

@@ -1,38 +1,60 @@
-"""Score analysis over all shards: quantiles, counts and histograms, shown in the Dagster UI.
+"""The curator's first page per kind: score histograms with the recipe's bounds and what each drops,
+the filter funnel and the quarantine funnel, as metadata laid out to show without a click.
 
-This is what users look at before choosing thresholds. It reads only the small score tables.
+The pictures and tables are pure functions (report/); this body reads the tables and attaches them.
+The funnel is decided here exactly as caption/filtered decides (the same function over the same
+inputs), so the page reads right even before caption/filtered has run.
 """
 
+import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from curation_assets import registry
-from curation_assets.defs.keys import asset_key
-from curation_assets.defs.metadata import SMOKE_WARNING
+from curation_assets.defs.keys import asset_key, shard_set_key
+from curation_assets.defs.metadata import SMOKE_WARNING, markdown_table
 from curation_assets.defs.resources import DataRootResource
 from curation_assets.defs.shard_assets import asset_spec_kwargs
 from curation_assets.recipe import Recipe
-from curation_assets.scoring.analysis import histograms_markdown, score_summary, summary_markdown
+from curation_assets.report import filter_funnel, quarantine_funnel, score_panels
+from curation_assets.scoring.analysis import score_summary, summary_markdown
+from curation_assets.selection.decisions import decide_samples
+from curation_assets.selection.thresholds import from_payload
 
 ANALYSIS = registry.SCORE_ANALYSIS
+RANK_BY = "clip_similarity"  # as caption/filtered ranks the members of a duplicate group
 
 
 def build_analysis_asset(recipe: Recipe):
     analysed = registry.analysed_columns(ANALYSIS.kind)
     columns = [column for columns in analysed.values() for column in columns]
+    dedup_on = recipe.dedup.enabled
+    spec_kwargs = asset_spec_kwargs(ANALYSIS, recipe)
+    # Quarantine is read over every shard: the shard set keeps the UI's stale badge right past 100 shards.
+    spec_kwargs["deps"] = [*spec_kwargs["deps"], shard_set_key(ANALYSIS.kind)]
 
-    @asset(**asset_spec_kwargs(ANALYSIS, recipe), kinds={"polars", "matplotlib"})
+    @asset(**spec_kwargs, kinds={"polars", "svg"})
     def score_analysis(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
         store = data_root.store()
         scores = store.read(registry.SAMPLES, columns=["sample_id", "shard_id", *columns])
         summary = score_summary(scores, columns)
         store.write(ANALYSIS, summary)
+        rules = from_payload(store.read_json(registry.SELECTION_THRESHOLDS)["rules"])
+        groups = store.read(registry.DEDUP) if dedup_on else None
+        decisions = decide_samples(scores, rules, groups, rank_by=RANK_BY)
+        funnel, per_shard = filter_funnel(decisions, rules)
+        quarantine, valid_rows = _quarantine_of_indexed_shards(store)
+        quarantined, _ = quarantine_funnel(quarantine, valid_rows)
         shards = scores["shard_id"].n_unique()
         context.log.info(f"analysed {scores.height} samples over {shards} shards")
         metadata = {
             "pairs": scores.height,
             "shards": shards,
+            # One entry per score: Dagster shows short markdown entries on the page, longer ones behind a click.
+            **{column: MetadataValue.md(panel) for column, panel in score_panels(scores, columns, rules).items()},
+            "funnel": MetadataValue.md(funnel),
+            "funnel_per_shard": MetadataValue.md(markdown_table(per_shard, rows=50)),
+            "quarantined": MetadataValue.md(quarantined),
             "quantiles": MetadataValue.md(summary_markdown(summary)),
-            "histograms": MetadataValue.md(histograms_markdown(scores, columns)),
         }
         meaningless = [spec.name for spec in analysed if not _latest_meaningful(context, spec)]
         if meaningless:
@@ -40,6 +62,20 @@ def build_analysis_asset(recipe: Recipe):
         return MaterializeResult(metadata=metadata)
 
     return score_analysis
+
+
+def _quarantine_of_indexed_shards(store) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Every quarantined row of the shards in the sample index, and each shard's valid rows."""
+    kind = ANALYSIS.kind
+    indexed = store.read(registry.SAMPLE_SHARDS, columns=["shard_id", "rows"])
+    shards = [shard for shard in indexed["shard_id"].to_list() if store.exists(registry.QUARANTINE[kind], shard)]
+    frames = [
+        store.read(registry.QUARANTINE[kind], shard, ["reason", "detail"]).with_columns(pl.lit(shard).alias("shard_id"))
+        for shard in shards
+    ]
+    schema = {"reason": pl.String, "detail": pl.String, "shard_id": pl.String}
+    quarantine = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
+    return quarantine, dict(indexed.iter_rows())
 
 
 def _latest_meaningful(context: AssetExecutionContext, spec) -> bool:

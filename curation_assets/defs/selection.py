@@ -20,6 +20,7 @@ from curation_assets.defs.partitions import shard_ids
 from curation_assets.defs.resources import DataRootResource
 from curation_assets.defs.shard_assets import asset_spec_kwargs
 from curation_assets.recipe import Recipe
+from curation_assets.report import ShardImages, bound_examples, duplicate_groups_panel, filter_funnel
 from curation_assets.selection.decisions import decide_samples
 from curation_assets.selection.filters import rules_of
 from curation_assets.selection.thresholds import from_payload, percentile_columns, resolve_thresholds, to_payload
@@ -64,7 +65,7 @@ def build_dedup_asset(recipe: Recipe):
     @asset(**asset_spec_kwargs(DEDUP, recipe), kinds={"polars", "parquet"})
     def dedup(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
         store = data_root.store()
-        samples = store.read(SAMPLES, columns=["sample_id", "shard_id", "image_sha256", "phash", "minhash"])
+        samples = store.read(SAMPLES, columns=["sample_id", "shard_id", "image_sha256", "phash", "minhash", "caption"])
         if spec.semantic_deduplicator:
             vectors = embeddings_of(store, shard_ids(context, CAPTION), samples["sample_id"])
             samples = samples.with_columns(pl.Series("image_embedding", vectors))
@@ -80,10 +81,32 @@ def build_dedup_asset(recipe: Recipe):
                 "duplicate_groups": group_count,
                 "pairs_in_groups": groups.height,
                 "pairs_by_method": MetadataValue.md(markdown_table(by_method)),
+                # Which member survives is decided by caption/filtered (its "duplicate groups" shows it).
+                "groups": MetadataValue.md(markdown_table(largest_groups(groups, samples), rows=20)),
             },
         )
 
     return dedup
+
+
+def largest_groups(groups: pl.DataFrame, samples: pl.DataFrame, captions_shown: int = 3) -> pl.DataFrame:
+    """One row per duplicate group, largest first: its size, how it was linked, where its members
+    are and what their captions say (readable, where sample ids are not)."""
+    if groups.is_empty():
+        return pl.DataFrame({"group": [], "members": [], "linked_by": [], "shards": [], "captions": []})
+    members = groups.join(samples.select("sample_id", "caption"), on="sample_id", how="left")
+    return (
+        members.group_by("group_id")
+        .agg(
+            pl.len().alias("members"),
+            pl.col("method").str.split(",").explode().unique().sort().str.join(", ").alias("linked_by"),
+            pl.col("shard_id").unique().sort().str.join(", ").alias("shards"),
+            pl.col("caption").head(captions_shown).str.slice(0, 60).str.join(" / ").alias("captions"),
+        )
+        .sort(["members", "group_id"], descending=[True, False])
+        .with_columns(pl.col("group_id").str.slice(0, 8).alias("group"))
+        .select("group", "members", "linked_by", "shards", "captions")
+    )
 
 
 def build_filtered_asset(recipe: Recipe):
@@ -99,27 +122,27 @@ def build_filtered_asset(recipe: Recipe):
         decisions = decide_samples(samples, rules, groups, rank_by="clip_similarity")
         store.write(FILTERED, decisions)
         kept = int(decisions["kept"].sum())
-        drops = (
-            decisions.filter(~pl.col("kept"))
-            .group_by("drop_rule")
-            .agg(pl.len().alias("dropped"))
-            .sort("dropped", descending=True)
+        funnel, per_shard = filter_funnel(decisions, rules)
+        metadata = {
+            "dagster/row_count": decisions.height,  # every pair is decided here, kept or not
+            "kept": kept,
+            "kept_fraction": round(kept / decisions.height, 4) if decisions.height else 0.0,
+            "funnel": MetadataValue.md(funnel),
+            "per_shard": MetadataValue.md(markdown_table(per_shard, rows=50)),
+        }
+        # Pictures: what sits on either side of each bound, and each duplicate group with the member kept.
+        pictured = store.read(SAMPLES, columns=["sample_id", "shard_id", "image_ref", "caption"]).join(
+            samples.drop("shard_id"), on="sample_id"
         )
-        per_shard = (
-            decisions.group_by("shard_id")
-            .agg(pl.len().alias("pairs"), pl.col("kept").sum().alias("kept"))
-            .with_columns((pl.col("kept") / pl.col("pairs")).round(3).alias("kept_fraction"))
-            .sort("shard_id")
-        )
+        images = ShardImages(pictured, data_root.data_root(), CAPTION)
+        metadata["near the bounds"] = MetadataValue.md(bound_examples(pictured, rules, images))
+        if groups is not None:
+            metadata["duplicate groups"] = MetadataValue.md(duplicate_groups_panel(groups, decisions, pictured, images))
+        if images.errors:
+            metadata["thumbnails_missing"] = MetadataValue.json(images.errors)
         return MaterializeResult(
             data_version=DataVersion(content_version(decisions, ["sample_id", "kept", "drop_rule", "duplicate_of"])),
-            metadata={
-                "dagster/row_count": decisions.height,
-                "kept": kept,
-                "kept_fraction": round(kept / decisions.height, 4) if decisions.height else 0.0,
-                "drops_by_rule": MetadataValue.md(markdown_table(drops, rows=30)),
-                "per_shard": MetadataValue.md(markdown_table(per_shard, rows=50)),
-            },
+            metadata=metadata,
         )
 
     return filtered

@@ -100,7 +100,12 @@ def build_shard_table_asset(spec: TableSpec, recipe: Recipe):
             per_shard.append({"shard": shard_id, "rows": output.frame.height, "seconds": round(seconds, 2)})
             # Each shard's own numbers on its partition (the run's totals go on every partition below).
             context.add_asset_metadata(
-                {"shard_rows": output.frame.height, "shard_seconds": round(seconds, 2), **output.notes},
+                {
+                    "dagster/row_count": output.frame.height,
+                    "shard_seconds": round(seconds, 2),
+                    **output.notes,
+                    **{name: MetadataValue.md(panel) for name, panel in output.panels.items()},
+                },
                 partition_key=shard_id,
             )
             if time.monotonic() - last_log >= PROGRESS_SECONDS or index == len(shards):
@@ -111,8 +116,9 @@ def build_shard_table_asset(spec: TableSpec, recipe: Recipe):
                 f"{spec.qualified_name} failed on every shard of the run ({len(shards)})",
                 metadata={"first_error": MetadataValue.text(next(iter(failed.values())))},
             )
+        # The run's totals, on every shard of the run, named as such (each shard's own rows are above).
         metadata: dict[str, Any] = {
-            "dagster/row_count": rows,
+            "run_rows": rows,
             "shards_in_run": len(shards),
             "produced_by": ", ".join(sorted(producers)),
             "scores_meaningful": meaningful,

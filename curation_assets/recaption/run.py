@@ -7,6 +7,7 @@ import polars as pl
 
 from curation_assets import registry as tables
 from curation_assets.recaption.decisions import entrants, recaption_table
+from curation_assets.report.recaptions import recaption_counts, recaption_panel
 from curation_assets.selection.filters import resolve, rules_of
 from curation_assets.shard_work import ShardWork, computes
 from curation_assets.table_spec import TableOutput
@@ -50,4 +51,20 @@ def recaptioned_table(work: ShardWork) -> TableOutput:
     )
     frame = recaption_table(entered, candidates, similarities, spec.keep_min_score, captioner.identity)
     meaningful = not (captioner.random_init or clip.random_init)
-    return TableOutput(frame, f"{captioner.identity} + {clip.identity}", meaningful)
+    counts = recaption_counts(frame)[1]
+    panel = recaption_panel(frame, shard_images(work.shard, normalized))
+    return TableOutput(
+        frame, f"{captioner.identity} + {clip.identity}", meaningful, notes=counts, panels={"before and after": panel}
+    )
+
+
+def shard_images(shard, rows: pl.DataFrame):
+    """image_bytes(sample_ids) over one shard's rows (sample_id, image_ref), for report thumbnails."""
+    from curation_assets.image_source import iter_image_bytes
+
+    def image_bytes(sample_ids):
+        wanted = rows.filter(pl.col("sample_id").is_in(list(sample_ids)))
+        ids = wanted["sample_id"].to_list()
+        return {ids[position]: data for position, data in iter_image_bytes(shard, wanted["image_ref"].to_list())}
+
+    return image_bytes
