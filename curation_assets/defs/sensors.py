@@ -89,14 +89,18 @@ def build_new_shard_sensor(kind: SourceKind):
                 f"no new, changed or removed {kind.value} shards in {root.raw_dir(kind)} "
                 f"({len(scan.stat_cache)} known, {scan.rehashed} re-hashed)"
             )
-        context.log.info(
+        saw = (
             f"{len(new_ids)} new, {len(scan.changes) - len(new_ids)} changed, {len(removed)} removed {kind.value} "
             "shards: " + ", ".join([change.shard_id for change in scan.changes[:20]] + removed[:20])
         )
+        context.log.info(saw)
         requests = [partitions.build_add_request(new_ids)] if new_ids else []
         if removed:
             requests.append(partitions.build_delete_request(removed))
+        # This sensor launches nothing (curation_automation does), so its tick reads "skipped": the
+        # message says what it saw and recorded, instead of Dagster's "returned an empty result".
         return SensorResult(
+            skip_reason=f"recorded {saw}; curation_automation runs what they need",
             dynamic_partitions_requests=requests,
             asset_events=[*(event for change in scan.changes for event in raw_shard_events(kind, change)), *set_events],
         )
