@@ -65,6 +65,8 @@ query Ticks($name: String!) {
   sensorOrError(sensorSelector: {repositoryName: "__repository__", repositoryLocationName: "curation_assets",
                                  sensorName: $name}) {
     ... on Sensor { sensorState { status ticks(limit: 5) { timestamp status } } }
+    ... on SensorNotFoundError { message }
+    ... on PythonError { message }
   }
 }
 """
@@ -76,6 +78,8 @@ def runs_since(port: int, since: float) -> list[dict]:
 
 def automation_ticks(port: int) -> list[dict]:
     data = graphql(port, SENSOR_TICKS, {"name": "curation_automation"})["sensorOrError"]
+    if "sensorState" not in data:  # a wrong selector would otherwise read as "no ticks yet" forever
+        raise RuntimeError(f"cannot read the automation sensor's ticks: {data.get('message', data)}")
     return (data.get("sensorState") or {}).get("ticks") or []
 
 
