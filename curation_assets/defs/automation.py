@@ -206,10 +206,13 @@ def on_new_data(reads_every_shard: bool = False) -> AutomationCondition:
     its run failed; it goes on without that shard (one failure stays one failure), and reports it."""
     due = (AutomationCondition.missing() | BehindInputs()) & ~AutomationCondition.execution_failed()
     # After a failure, new data in an input is worth one more try (an identical re-run of it is not).
+    # Only after a failure: for any other table BehindInputs already says when an input moved, and an
+    # edge remembered "since last requested" would fire again after a run that already read the new
+    # data (seen under the daemon: a second run of caption/aesthetics for a new shard).
     new_input = AutomationCondition.any_deps_match(
         AutomationCondition.data_version_changed() & ~AutomationCondition.executed_with_root_target()
     )
-    retry = new_input.since(AutomationCondition.newly_requested())
+    retry = AutomationCondition.execution_failed() & new_input.since(AutomationCondition.newly_requested())
     if reads_every_shard:
         waiting = AutomationCondition.any_deps_match(
             AutomationCondition.missing() & ~AutomationCondition.will_be_requested() & ~failed_upstream()
