@@ -266,7 +266,7 @@ SAMPLES = TableSpec(
     ),
     scope=Scope.whole,
     file_name="samples.parquet",
-    reads=("normalized",),
+    reads=("normalized", "quarantine"),
     recipe_reads=_samples_reads,
     group="index",
     content_versioned=True,
@@ -275,7 +275,12 @@ SAMPLE_SHARDS = TableSpec(
     CAPTION,
     "sample_shards",
     "The shards in caption/sample_index: the inputs each shard's rows came from and their content version.",
-    (Column("inputs", pl.String), Column("version", pl.String), Column("rows", pl.Int64)),
+    (
+        Column("inputs", pl.String),
+        Column("version", pl.String),
+        Column("rows", pl.Int64),
+        Column("quarantined", pl.String, "JSON: reason -> [rows, one example detail]"),
+    ),
     scope=Scope.whole,
     file_name="shards.parquet",
     group="index",
@@ -292,8 +297,8 @@ SCORE_ANALYSIS = TableSpec(
     scope=Scope.whole,
     file_name="summary.parquet",
     # The bounds and the funnel need the resolved thresholds and the duplicate groups; quarantine
-    # reasons come from every shard's ingest.
-    reads=("sample_index", "selection_thresholds", "quarantine"),
+    # reasons come with the index (caption/sample_shards), so ingest alone never re-runs this.
+    reads=("sample_index", "selection_thresholds"),
     recipe_reads=lambda recipe: ("dedup",) if recipe.dedup.enabled else (),
     group="analysis",
     key_columns=("score",),

@@ -13,6 +13,8 @@ the index says which shards wait and why. A shard that is no longer registered l
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +27,9 @@ SHARD_STATE_SCHEMA = {
     "inputs": pl.String,  # fingerprint of the per-shard tables the rows came from
     "version": pl.String,  # content version of the shard's rows in the index
     "rows": pl.Int64,
+    # The shard's quarantined rows by reason, as JSON {reason: [rows, one example detail]}: the global
+    # reports read them here, so nothing global waits on (or re-runs for) a shard's ingest alone.
+    "quarantined": pl.String,
 }
 
 
@@ -52,14 +57,17 @@ def refresh_index(
     inputs: Mapping[str, str],
     gather: Callable[[str], pl.DataFrame],
     schema: Mapping[str, pl.DataType],
+    quarantined: Callable[[str], str] = lambda shard: "{}",
 ) -> IndexRefresh:
     """Bring the index up to date with `inputs` (registered shard -> fingerprint of its tables).
 
-    `gather(shard)` returns the shard's rows in `schema`, or raises ShardNotReady. Shards whose
-    fingerprint matches the previous refresh keep their rows without being read."""
+    `gather(shard)` returns the shard's rows in `schema`, or raises ShardNotReady; `quarantined(shard)`
+    its quarantine summary (SHARD_STATE_SCHEMA). Shards whose fingerprint matches the previous refresh
+    keep their rows without being read."""
     empty = pl.DataFrame(schema=dict(schema))
     previous = previous if previous is not None else empty
-    previous_shards = previous_shards if previous_shards is not None else pl.DataFrame(schema=SHARD_STATE_SCHEMA)
+    if previous_shards is None or set(previous_shards.columns) != set(SHARD_STATE_SCHEMA):
+        previous_shards = pl.DataFrame(schema=SHARD_STATE_SCHEMA)  # none yet, or of an older layout: rebuild
     known = dict(zip(previous_shards["shard_id"].to_list(), previous_shards["inputs"].to_list()))
     stale = sorted(shard for shard, fingerprint in inputs.items() if known.get(shard) != fingerprint)
     removed = sorted(set(known) - set(inputs))
@@ -71,9 +79,17 @@ def refresh_index(
         except ShardNotReady as why:
             waiting[shard] = str(why)
             continue
+        summary = quarantined(shard)
         fresh_rows.append(rows)
+        version = content_version(rows) if summary == "{}" else content_version(rows) + ":" + _digest(summary)
         fresh_state.append(
-            {"shard_id": shard, "inputs": inputs[shard], "version": content_version(rows), "rows": rows.height}
+            {
+                "shard_id": shard,
+                "inputs": inputs[shard],
+                "version": version,
+                "rows": rows.height,
+                "quarantined": summary,
+            }
         )
     refreshed = [row["shard_id"] for row in fresh_state]
     replaced = set(refreshed) | set(removed)
@@ -85,6 +101,31 @@ def refresh_index(
         ]
     ).sort("shard_id")
     return IndexRefresh(samples.sort("shard_id", "sample_id"), shards, refreshed, removed, waiting)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def quarantine_summary(quarantine: pl.DataFrame) -> str:
+    """A shard's quarantine table as {reason: [rows, first detail]} JSON, reasons sorted."""
+    counts = (
+        quarantine.group_by("reason")
+        .agg(pl.len().alias("rows"), pl.col("detail").sort().first().alias("example"))
+        .sort("reason")
+    )
+    return json.dumps({reason: [rows, example] for reason, rows, example in counts.iter_rows()}, sort_keys=True)
+
+
+def quarantine_rows(shards: pl.DataFrame) -> pl.DataFrame:
+    """The index's quarantine summaries back as rows: shard_id, reason, rows, example."""
+    records = [
+        {"shard_id": shard, "reason": reason, "rows": rows, "example": example}
+        for shard, summary in shards.select("shard_id", "quarantined").iter_rows()
+        for reason, (rows, example) in json.loads(summary or "{}").items()
+    ]
+    schema = {"shard_id": pl.String, "reason": pl.String, "rows": pl.Int64, "example": pl.String}
+    return pl.DataFrame(records, schema=schema)
 
 
 def fingerprint(storage_ids: Mapping[str, int | None], tables: Sequence[str]) -> str:

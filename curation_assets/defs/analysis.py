@@ -6,16 +6,16 @@ The funnel is decided here exactly as caption/filtered decides (the same functio
 inputs), so the page reads right even before caption/filtered has run.
 """
 
-import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from curation_assets import registry
-from curation_assets.defs.keys import asset_key, shard_set_key
+from curation_assets.defs.keys import asset_key
 from curation_assets.defs.metadata import SMOKE_WARNING, markdown_table
 from curation_assets.defs.resources import DataRootResource
 from curation_assets.defs.shard_assets import asset_spec_kwargs
 from curation_assets.recipe import Recipe
 from curation_assets.report import filter_funnel, quarantine_funnel, score_panels
+from curation_assets.sample_index import quarantine_rows
 from curation_assets.scoring.analysis import score_summary, summary_markdown
 from curation_assets.selection.decisions import decide_samples
 from curation_assets.selection.thresholds import from_payload
@@ -28,11 +28,8 @@ def build_analysis_asset(recipe: Recipe):
     analysed = registry.analysed_columns(ANALYSIS.kind)
     columns = [column for columns in analysed.values() for column in columns]
     dedup_on = recipe.dedup.enabled
-    spec_kwargs = asset_spec_kwargs(ANALYSIS, recipe)
-    # Quarantine is read over every shard: the shard set keeps the UI's stale badge right past 100 shards.
-    spec_kwargs["deps"] = [*spec_kwargs["deps"], shard_set_key(ANALYSIS.kind)]
 
-    @asset(**spec_kwargs, kinds={"polars", "svg"})
+    @asset(**asset_spec_kwargs(ANALYSIS, recipe), kinds={"polars", "svg"})
     def score_analysis(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
         store = data_root.store()
         scores = store.read(registry.SAMPLES, columns=["sample_id", "shard_id", *columns])
@@ -42,8 +39,10 @@ def build_analysis_asset(recipe: Recipe):
         groups = store.read(registry.DEDUP) if dedup_on else None
         decisions = decide_samples(scores, rules, groups, rank_by=RANK_BY)
         funnel, per_shard = filter_funnel(decisions, rules)
-        quarantine, valid_rows = _quarantine_of_indexed_shards(store)
-        quarantined, _ = quarantine_funnel(quarantine, valid_rows)
+        indexed = store.read(registry.SAMPLE_SHARDS)
+        quarantined, _ = quarantine_funnel(
+            quarantine_rows(indexed), dict(indexed.select("shard_id", "rows").iter_rows())
+        )
         shards = scores["shard_id"].n_unique()
         context.log.info(f"analysed {scores.height} samples over {shards} shards")
         metadata = {
@@ -62,20 +61,6 @@ def build_analysis_asset(recipe: Recipe):
         return MaterializeResult(metadata=metadata)
 
     return score_analysis
-
-
-def _quarantine_of_indexed_shards(store) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Every quarantined row of the shards in the sample index, and each shard's valid rows."""
-    kind = ANALYSIS.kind
-    indexed = store.read(registry.SAMPLE_SHARDS, columns=["shard_id", "rows"])
-    shards = [shard for shard in indexed["shard_id"].to_list() if store.exists(registry.QUARANTINE[kind], shard)]
-    frames = [
-        store.read(registry.QUARANTINE[kind], shard, ["reason", "detail"]).with_columns(pl.lit(shard).alias("shard_id"))
-        for shard in shards
-    ]
-    schema = {"reason": pl.String, "detail": pl.String, "shard_id": pl.String}
-    quarantine = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
-    return quarantine, dict(indexed.iter_rows())
 
 
 def _latest_meaningful(context: AssetExecutionContext, spec) -> bool:

@@ -13,7 +13,7 @@ from curation_assets.defs.resources import DataRootResource
 from curation_assets.defs.shard_assets import asset_spec_kwargs
 from curation_assets.invariants import coverage_problems
 from curation_assets.recipe import Recipe
-from curation_assets.sample_index import ShardNotReady, fingerprint, refresh_index
+from curation_assets.sample_index import ShardNotReady, fingerprint, quarantine_summary, refresh_index
 from curation_assets.scoring.hashes import MINHASH
 from curation_assets.selection.caption_samples import caption_samples
 
@@ -30,7 +30,7 @@ def samples_schema() -> dict[str, pl.DataType]:
 
 def build_samples_asset(recipe: Recipe):
     reads = SAMPLES.reads_under(recipe)
-    row_sources = (registry.NORMALIZED[CAPTION].name, registry.RECAPTIONED.name)
+    row_sources = (registry.NORMALIZED[CAPTION].name, registry.QUARANTINE[CAPTION].name, registry.RECAPTIONED.name)
     score_specs = [registry.table(CAPTION, name) for name in reads if name not in row_sources]
     recaption_on = registry.RECAPTIONED.name in reads
     code_version = registry.code_version(SAMPLES, recipe)
@@ -72,7 +72,11 @@ def build_samples_asset(recipe: Recipe):
 
         previous = store.read(SAMPLES) if store.exists(SAMPLES) else None
         previous_shards = store.read(SAMPLE_SHARDS) if store.exists(SAMPLE_SHARDS) else None
-        refresh = refresh_index(previous, previous_shards, inputs, gather, samples_schema())
+
+        def quarantined(shard: str) -> str:
+            return quarantine_summary(store.read(registry.QUARANTINE[CAPTION], shard, ["reason", "detail"]))
+
+        refresh = refresh_index(previous, previous_shards, inputs, gather, samples_schema(), quarantined)
         store.write(SAMPLES, refresh.samples)
         store.write(SAMPLE_SHARDS, refresh.shards)
         context.log.info(

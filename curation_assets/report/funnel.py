@@ -97,17 +97,25 @@ def _duplicates_sentence(decisions: pl.DataFrame) -> str:
 def quarantine_funnel(
     quarantine: pl.DataFrame, valid_rows: Mapping[str, int] | None = None
 ) -> tuple[str, pl.DataFrame]:
-    """(markdown, per-shard frame) of quarantined rows by reason, most frequent first. With
+    """(markdown, per-shard frame) of quarantined rows by reason, most frequent first. `quarantine`:
+    one row per quarantined row (shard_id, reason, detail), or counted already (shard_id, reason,
+    rows, example: sample_index.quarantine_rows). With
     `valid_rows` (shard -> valid rows), the funnel starts from every row read (valid + quarantined)
     and ends with the valid rows, so shares are of all input; without it, shares are of the
     quarantined rows. The frame: shard_id, reason, rows, example (one row's detail)."""
-    per_shard = (
-        quarantine.group_by("shard_id", "reason")
-        .agg(pl.len().cast(pl.Int64).alias("rows"), pl.col("detail").sort().first().alias("example"))
-        .sort(["shard_id", "rows", "reason"], descending=[False, True, False])
+    if "rows" not in quarantine.columns:
+        quarantine = quarantine.group_by("shard_id", "reason").agg(
+            pl.len().cast(pl.Int64).alias("rows"), pl.col("detail").sort().first().alias("example")
+        )
+    per_shard = quarantine.select("shard_id", "reason", "rows", "example").sort(
+        ["shard_id", "rows", "reason"], descending=[False, True, False]
     )
-    by_reason = quarantine.group_by("reason").len().sort(["len", "reason"], descending=[True, False])
-    quarantined = quarantine.height
+    by_reason = (
+        quarantine.group_by("reason")
+        .agg(pl.col("rows").sum().alias("len"))
+        .sort(["len", "reason"], descending=[True, False])
+    )
+    quarantined = int(quarantine["rows"].sum())
     valid = sum(valid_rows.values()) if valid_rows is not None else None
     total = quarantined + valid if valid is not None else quarantined
     rows = [(IN, Markup(f"{total:,} rows read"))] if valid is not None else []
@@ -115,6 +123,6 @@ def quarantine_funnel(
     rows.append((Markup("**quarantined**"), Markup(f"**{quarantined:,}** ({share(quarantined, total)})")))
     if valid is not None:
         rows.append((Markup("**valid**"), Markup(f"**{valid:,}** ({share(valid, total)})")))
-    shards = quarantine["shard_id"].n_unique() if quarantined else 0
+    shards = quarantine.filter(pl.col("rows") > 0)["shard_id"].n_unique() if quarantined else 0
     intro = f"{quarantined:,} rows quarantined in {shards:,} shard(s)" + ("" if quarantined else ": nothing set aside")
     return f"{escape(intro)}\n\n{table(['reason', 'rows'], rows, 'lr')}", per_shard
