@@ -4,11 +4,12 @@ import os
 
 import polars as pl
 import pytest
-from dagster import AssetMaterialization, SensorResult, SkipReason, build_sensor_context
+from dagster import AssetMaterialization, AssetRecordsFilter, SensorResult, SkipReason, build_sensor_context
 
 from curation_assets.definitions import build_definitions
 from curation_assets.defs.keys import shard_set_key
 from curation_assets.local_run import apply_sensor_result, tick_shard_sensors
+from curation_assets.report.format import escape
 from curation_assets.sources import SourceKind
 from curation_assets.storage import DataRoot, content_hash
 from curation_assets_tests.helpers import ingest_registered, key, read_table
@@ -103,6 +104,16 @@ def test_ingest_writes_tables_and_editing_one_shard_stales_only_its_downstream(
         assert read_table(demo_root, "quarantine", name, SourceKind(kind)).height == sum(
             expected["quarantine"].values()
         )
+
+    # Each shard's quarantine page shows examples, every reason of the shard among them.
+    for shard, expected in demo_manifest.items():
+        kind, name = shard.split("/")
+        [record] = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key("quarantine", SourceKind(kind)), asset_partitions=[name]), limit=1
+        ).records
+        examples = record.asset_materialization.metadata["examples"].value
+        for reason in expected["quarantine"]:
+            assert f"| {escape(reason)} |" in examples, (shard, reason)
 
     caption_shards = instance.get_dynamic_partitions("caption_shards")
     for shard in caption_shards:

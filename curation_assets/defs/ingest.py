@@ -13,6 +13,7 @@ from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.defs.resources import DataRootResource
 from curation_assets.normalize import normalize_shard
 from curation_assets.recipe import Recipe
+from curation_assets.report.quarantine import quarantine_examples
 from curation_assets.sources import SourceKind
 from curation_assets.table_store import content_version
 
@@ -51,7 +52,7 @@ def build_ingest_asset(kind: SourceKind, recipe: Recipe):
             store.write(quarantine, table.quarantine, shard_id)
             context.log.info(f"{shard_id}: {table.valid.height} valid, {table.quarantine.height} quarantined")
             valid.append(table.valid)
-            rejected.append(table.quarantine)
+            rejected.append(table.quarantine.with_columns(pl.lit(shard_id).alias("shard_id")))
             reasons.update(table.reason_counts)
         valid_rows, quarantined_rows = pl.concat(valid), pl.concat(rejected)
         # Versions from content: an edited shard whose rows come out the same re-runs nothing after it.
@@ -66,12 +67,13 @@ def build_ingest_asset(kind: SourceKind, recipe: Recipe):
         )
         yield MaterializeResult(
             asset_key=asset_key(quarantine),
-            data_version=DataVersion(content_version(quarantined_rows)),
+            data_version=DataVersion(content_version(quarantined_rows.drop("shard_id"))),
             metadata={
                 "dagster/row_count": quarantined_rows.height,
                 "path": MetadataValue.path(str(store.folder(quarantine))),
                 "reasons": MetadataValue.json(dict(sorted(reasons.items()))),
-                "preview": MetadataValue.md(_preview(quarantined_rows.select("key", "reason", "detail"))),
+                # A sample with every reason shown before any shows twice (a rare reason is not crowded out).
+                "examples": MetadataValue.md(quarantine_examples(quarantined_rows)),
             },
         )
 
