@@ -167,6 +167,10 @@ def test_automation_scores_a_new_shard_alone_and_ignores_an_unchanged_reingest(i
     assert [run.partitions for run in runs] == [["wds-00009.tar"], []]
     assert {"caption/sample_index", "caption/dedup", "caption/filtered", "caption/curated"} <= set(runs[1].assets)
     assert tick(instance, defs, state) == []
+    # Runs made here carry the code location, as the daemon's do: the UI's timeline shows only those.
+    for run in runs:
+        origin = instance.get_run_by_id(run.run_id).remote_job_origin
+        assert origin is not None and origin.repository_origin.get_label() == "__repository__@curation_assets"
 
 
 def test_the_automation_sensor_runs_by_default():
