@@ -37,6 +37,8 @@ def test_the_analysis_page_shows_every_score_with_its_bounds_and_the_funnels(set
     kept = int(decisions["kept"].sum())
     assert f"**{kept:,}**" in metadata["funnel"].value
     assert "rows read" in metadata["quarantined"].value
+    for per_shard in ("quarantined_per_shard", "funnel_per_shard"):
+        assert "| shard_id" in metadata[per_shard].value
 
     filtered = latest_metadata(instance, "filtered")
     assert filtered["dagster/row_count"].value == decisions.height  # every row is decided there

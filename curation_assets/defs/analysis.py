@@ -40,7 +40,7 @@ def build_analysis_asset(recipe: Recipe):
         decisions = decide_samples(scores, rules, groups, rank_by=RANK_BY)
         funnel, per_shard = filter_funnel(decisions, rules)
         indexed = store.read(registry.SAMPLE_SHARDS)
-        quarantined, _ = quarantine_funnel(
+        quarantined, quarantined_per_shard = quarantine_funnel(
             quarantine_rows(indexed), dict(indexed.select("shard_id", "rows").iter_rows())
         )
         shards = scores["shard_id"].n_unique()
@@ -53,6 +53,7 @@ def build_analysis_asset(recipe: Recipe):
             "funnel": MetadataValue.md(funnel),
             "funnel_per_shard": MetadataValue.md(markdown_table(per_shard, rows=50)),
             "quarantined": MetadataValue.md(quarantined),
+            "quarantined_per_shard": MetadataValue.md(markdown_table(quarantined_per_shard, rows=50)),
             "quantiles": MetadataValue.md(summary_markdown(summary)),
         }
         meaningless = [spec.name for spec in analysed if not _latest_meaningful(context, spec)]
