@@ -26,6 +26,25 @@ from curation_assets.table_spec import TableSpec
 from curation_assets.table_store import TableStore
 
 
+def local_instance_env(root, home, recipe) -> dict[str, str]:
+    """The environment of a local instance over `root` (data) and `home` (DAGSTER_HOME, with the local
+    instance settings copied in): what `make demo` / `make ui` set, for the drills, the browser test
+    and the screenshots, which run their own copies. Offline: nothing may reach a model hub."""
+    import shutil
+    from pathlib import Path
+
+    settings = Path(__file__).resolve().parents[1] / "deploy" / "dagster.local.yaml"
+    shutil.copy(settings, Path(home) / "dagster.yaml")  # no first-visit modal, run monitoring on
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        DATA_ROOT_ENV: str(root),
+        "CURATION_RECIPE": str(recipe),
+        "HF_HUB_OFFLINE": "1",
+        "DAGSTER_DISABLE_TELEMETRY": "yes",
+    }
+
+
 def apply_sensor_result(instance: DagsterInstance, result: SensorResult) -> None:
     """Do what the sensor daemon does with a result: register and remove partitions, record events."""
     for request in result.dynamic_partitions_requests or []:

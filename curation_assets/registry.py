@@ -156,21 +156,31 @@ IMAGE_PHASH = _score_table(
     "64-bit perceptual hash of each image (hex).",
     (Column("phash", pl.String, "imagehash.phash, 16 hex digits"),),
 )
-CAPTION_MINHASH = _score_table(
-    CAPTION,
-    "caption_minhash",
-    "MinHash signature of each caption, for near-duplicate search.",
-    (Column("minhash", pl.Array, "datasketch affine32 values (MINHASH parameters)"),),
-)
-CAPTION_EMBEDDING = _score_table(
-    CAPTION,
-    "caption_embedding",
-    "Sentence embedding of each caption (all-MiniLM-L6-v2 by default).",
-    (Column("text_embedding", pl.Array, "L2-normalised, float16"),),
-    recipe_sections=("models.text_embedding",),
-    resources=frozenset({"text_embedding"}),
-    gpu=True,
-)
+
+
+def _minhash_table(kind: SourceKind, name: str, of_what: str) -> TableSpec:
+    return _score_table(
+        kind,
+        name,
+        f"MinHash signature of each {of_what}, for near-duplicate search.",
+        (Column("minhash", pl.Array, "datasketch affine32 values (MINHASH parameters)"),),
+    )
+
+
+def _sentence_embedding_table(kind: SourceKind, name: str, of_what: str) -> TableSpec:
+    return _score_table(
+        kind,
+        name,
+        f"Sentence embedding of each {of_what} (all-MiniLM-L6-v2 by default).",
+        (Column("text_embedding", pl.Array, "L2-normalised, float16"),),
+        recipe_sections=("models.text_embedding",),
+        resources=frozenset({"text_embedding"}),
+        gpu=True,
+    )
+
+
+CAPTION_MINHASH = _minhash_table(CAPTION, "caption_minhash", "caption")
+CAPTION_EMBEDDING = _sentence_embedding_table(CAPTION, "caption_embedding", "caption")
 
 RECAPTIONED = TableSpec(
     CAPTION,
@@ -205,21 +215,9 @@ TEXT_STATS = _score_table(
     "Word and character counts, special-character and repetition ratios of each document.",
     _text_stats_columns(),
 )
-TEXT_MINHASH = _score_table(
-    TEXT,
-    "text_minhash",
-    "MinHash signature of each document, for near-duplicate search.",
-    (Column("minhash", pl.Array, "datasketch affine32 values (MINHASH parameters)"),),
-)
-TEXT_EMBEDDING = _score_table(
-    TEXT,
-    "text_embedding",
-    "Sentence embedding of each document (all-MiniLM-L6-v2 by default; long texts are truncated by the model).",
-    (Column("text_embedding", pl.Array, "L2-normalised, float16"),),
-    recipe_sections=("models.text_embedding",),
-    resources=frozenset({"text_embedding"}),
-    gpu=True,
-)
+TEXT_MINHASH = _minhash_table(TEXT, "text_minhash", "document")
+# Long documents are truncated by the model (256 word pieces for MiniLM).
+TEXT_EMBEDDING = _sentence_embedding_table(TEXT, "text_embedding", "document")
 
 CAPTION_SCORE_TABLES = (
     CLIP_EMBEDDINGS,

@@ -84,16 +84,10 @@ def free_port() -> int:
 def dagster_dev(root: Path, home: Path, recipe: Path, log_path: Path) -> Iterator[str]:
     """`dagster dev` (webserver and daemon, what `make ui` runs) over this data root and instance;
     yields its base URL once the webserver answers, and stops the whole process group after."""
-    shutil.copy(REPO / "deploy" / "dagster.local.yaml", home / "dagster.yaml")  # no first-visit modal
+    from curation_assets.local_run import local_instance_env
+
     port = free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "CURATION_DATA_ROOT": str(root),
-        "CURATION_RECIPE": str(recipe),
-        "HF_HUB_OFFLINE": "1",
-        "DAGSTER_DISABLE_TELEMETRY": "yes",
-    }
+    env = local_instance_env(root, home, recipe)
     dagster = str(Path(sys.executable).with_name("dagster"))
     command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")]
     with open(log_path, "w") as log:

@@ -11,12 +11,12 @@ the pictures show what the test checks. Needs Debian's chromium and playwright (
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from curation_assets.local_run import local_instance_env
 from curation_assets_tests.test_browser import REPO, browser_missing, chromium_page, dagster_dev, open_asset
 
 # (file, asset page, metadata entry to scroll to, whether the entry opens in Dagster's dialog)
@@ -29,16 +29,7 @@ SHOTS = (
 
 
 def settle_demo(root: Path, home: Path, recipe: Path) -> None:
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "CURATION_DATA_ROOT": str(root),
-        "CURATION_RECIPE": str(recipe),
-        "HF_HUB_OFFLINE": "1",
-        "DAGSTER_DISABLE_TELEMETRY": "yes",
-    }
-    (home / "dagster.yaml").write_text((REPO / "deploy" / "dagster.local.yaml").read_text())
-    run = {"env": env, "check": True, "stdout": subprocess.DEVNULL}
+    run = {"env": local_instance_env(root, home, recipe), "check": True, "stdout": subprocess.DEVNULL}
     subprocess.run([sys.executable, "-m", "curation_assets.demo", "--root", str(root)], **run)
     subprocess.run([sys.executable, "-m", "curation_assets.local_run"], **run)
 

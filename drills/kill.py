@@ -17,7 +17,6 @@ Prints drills run and survived; exits non-zero when a re-run fails or its tables
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import subprocess
@@ -86,15 +85,9 @@ def prepare(work: Path) -> dict[str, str]:
     generate_demo_data(root)
     keep_only(root, SHARDS)
     home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
-    return {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "CURATION_DATA_ROOT": str(root),
-        "CURATION_RECIPE": str(REPO / "curation_assets/recipes/smoke.yaml"),
-        "HF_HUB_OFFLINE": "1",
-        "DAGSTER_DISABLE_TELEMETRY": "yes",
-    }
+    from curation_assets.local_run import local_instance_env
+
+    return local_instance_env(root, home, REPO / "curation_assets/recipes/smoke.yaml")
 
 
 def run_demo(env: dict[str, str], point: str | None) -> int:

@@ -165,15 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="drill-"))
     root, home = work / "data", work / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "CURATION_DATA_ROOT": str(root),
-        "CURATION_RECIPE": os.environ.get("CURATION_RECIPE", str(REPO / "curation_assets/recipes/smoke.yaml")),
-        "HF_HUB_OFFLINE": "1",
-        "DAGSTER_DISABLE_TELEMETRY": "yes",
-    }
+    from curation_assets.local_run import local_instance_env
+
+    recipe = os.environ.get("CURATION_RECIPE", str(REPO / "curation_assets/recipes/smoke.yaml"))
+    env = local_instance_env(root, home, recipe)
     os.environ.update(env)
     python = sys.executable
     print(f"drill in {work}")
