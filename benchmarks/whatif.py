@@ -25,10 +25,10 @@ import polars as pl
 
 from curation_assets import registry
 from curation_assets.recipe import load_recipe
-from curation_assets.selection.decisions import decide_samples
+from curation_assets.selection.decisions import CAPTION_RANK_BY, decide_samples, filter_columns
 from curation_assets.selection.thresholds import resolve_thresholds
 from curation_assets.table_store import TableStore
-from curation_assets.whatif import RANK_BY, filter_columns, what_if
+from curation_assets.whatif import what_if
 
 SIZES = {"100k": 100_000, "1m": 1_000_000}
 SHARD_ROWS = 10_000
@@ -117,7 +117,7 @@ def direct_kept(store: TableStore, recipe) -> int:
     columns = filter_columns(recipe.filters)
     samples = store.read(registry.SAMPLES, columns=["sample_id", "shard_id", *columns])
     rules = resolve_thresholds(recipe.filters, samples)
-    return int(decide_samples(samples, rules, store.read(registry.DEDUP), rank_by=RANK_BY)["kept"].sum())
+    return int(decide_samples(samples, rules, store.read(registry.DEDUP), rank_by=CAPTION_RANK_BY)["kept"].sum())
 
 
 def measure(n: int) -> dict[str, dict]:

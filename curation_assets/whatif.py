@@ -34,19 +34,13 @@ from curation_assets import registry
 from curation_assets.recipe import Dedup, Recipe, RecipeError, load_recipe
 from curation_assets.report.format import number, share
 from curation_assets.report.funnel import IN, KEPT, funnel_steps, per_shard_funnel, step_names
-from curation_assets.selection.decisions import decide_samples
-from curation_assets.selection.filters import ResolvedRule, rules_of
+from curation_assets.selection.decisions import CAPTION_RANK_BY, decide_samples, filter_columns
+from curation_assets.selection.filters import ResolvedRule
 from curation_assets.selection.thresholds import percentile_columns, resolve_thresholds, to_payload
 from curation_assets.table_store import TableStore
 
 DATA_ROOT_ENV = "CURATION_DATA_ROOT"  # the same variable the Dagster resource reads
-RANK_BY = "clip_similarity"  # caption/filtered keeps the group member with the highest CLIP similarity
 DEDUP_INPUTS = ["image_sha256", "phash", "minhash"]
-
-
-def filter_columns(steps: Sequence[Any]) -> list[str]:
-    """The index columns caption/filtered reads under these filters (defs/selection.py)."""
-    return sorted({rule.column for rule in rules_of(steps)} | {RANK_BY})
 
 
 def decisions_for(
@@ -58,7 +52,7 @@ def decisions_for(
     report needs before caption/filtered has run (caption/dedup's panel marks the member kept)."""
     percentiles = sorted(percentile_columns(steps))
     rules = resolve_thresholds(steps, samples.select(percentiles) if percentiles else None)
-    return rules, decide_samples(samples, rules, groups, rank_by=RANK_BY)
+    return rules, decide_samples(samples, rules, groups, rank_by=CAPTION_RANK_BY)
 
 
 @dataclass

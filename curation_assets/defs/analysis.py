@@ -17,11 +17,10 @@ from curation_assets.recipe import Recipe
 from curation_assets.report import filter_funnel, quarantine_funnel, score_panels
 from curation_assets.sample_index import quarantine_rows
 from curation_assets.scoring.analysis import score_summary, summary_markdown
-from curation_assets.selection.decisions import decide_samples
+from curation_assets.selection.decisions import CAPTION_RANK_BY, decide_samples
 from curation_assets.selection.thresholds import from_payload
 
 ANALYSIS = registry.SCORE_ANALYSIS
-RANK_BY = "clip_similarity"  # as caption/filtered ranks the members of a duplicate group
 
 
 def build_analysis_asset(recipe: Recipe):
@@ -37,7 +36,7 @@ def build_analysis_asset(recipe: Recipe):
         store.write(ANALYSIS, summary)
         rules = from_payload(store.read_json(registry.SELECTION_THRESHOLDS)["rules"])
         groups = store.read(registry.DEDUP) if dedup_on else None
-        decisions = decide_samples(scores, rules, groups, rank_by=RANK_BY)
+        decisions = decide_samples(scores, rules, groups, rank_by=CAPTION_RANK_BY)
         funnel, per_shard = filter_funnel(decisions, rules)
         indexed = store.read(registry.SAMPLE_SHARDS)
         quarantined, quarantined_per_shard = quarantine_funnel(

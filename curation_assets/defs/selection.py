@@ -21,8 +21,7 @@ from curation_assets.defs.resources import DataRootResource
 from curation_assets.defs.shard_assets import asset_spec_kwargs
 from curation_assets.recipe import Recipe
 from curation_assets.report import ShardImages, bound_examples, duplicate_groups_panel, filter_funnel
-from curation_assets.selection.decisions import decide_samples
-from curation_assets.selection.filters import rules_of
+from curation_assets.selection.decisions import CAPTION_RANK_BY, decide_samples, filter_columns
 from curation_assets.selection.thresholds import from_payload, percentile_columns, resolve_thresholds, to_payload
 from curation_assets.table_store import TableStore, content_version
 
@@ -110,16 +109,18 @@ def largest_groups(groups: pl.DataFrame, samples: pl.DataFrame, captions_shown: 
 
 
 def build_filtered_asset(recipe: Recipe):
-    columns = sorted({rule.column for rule in rules_of(recipe.filters)} | {"clip_similarity"})
+    columns = filter_columns(recipe.filters)
     dedup_on = recipe.dedup.enabled
 
     @asset(**asset_spec_kwargs(FILTERED, recipe), kinds={"polars", "parquet"})
     def filtered(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
         store = data_root.store()
         rules = from_payload(store.read_json(THRESHOLDS)["rules"])
-        samples = store.read(SAMPLES, columns=["sample_id", "shard_id", *columns])
+        # One read: the decisions' columns, and what the pictures below show.
+        wanted = dict.fromkeys(["sample_id", "shard_id", "image_ref", "caption", *columns])
+        samples = store.read(SAMPLES, columns=list(wanted))
         groups = store.read(DEDUP) if dedup_on else None
-        decisions = decide_samples(samples, rules, groups, rank_by="clip_similarity")
+        decisions = decide_samples(samples, rules, groups, rank_by=CAPTION_RANK_BY)
         store.write(FILTERED, decisions)
         kept = int(decisions["kept"].sum())
         funnel, per_shard = filter_funnel(decisions, rules)
@@ -131,13 +132,10 @@ def build_filtered_asset(recipe: Recipe):
             "per_shard": MetadataValue.md(markdown_table(per_shard, rows=50)),
         }
         # Pictures: what sits on either side of each bound, and each duplicate group with the member kept.
-        pictured = store.read(SAMPLES, columns=["sample_id", "shard_id", "image_ref", "caption"]).join(
-            samples.drop("shard_id"), on="sample_id"
-        )
-        images = ShardImages(pictured, data_root.data_root(), CAPTION)
-        metadata["near the bounds"] = MetadataValue.md(bound_examples(pictured, rules, images))
+        images = ShardImages(samples, data_root.data_root(), CAPTION)
+        metadata["near the bounds"] = MetadataValue.md(bound_examples(samples, rules, images))
         if groups is not None:
-            metadata["duplicate groups"] = MetadataValue.md(duplicate_groups_panel(groups, decisions, pictured, images))
+            metadata["duplicate groups"] = MetadataValue.md(duplicate_groups_panel(groups, decisions, samples, images))
         if images.errors:
             metadata["thumbnails_missing"] = MetadataValue.json(images.errors)
         return MaterializeResult(

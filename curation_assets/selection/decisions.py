@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from curation_assets.selection.filters import ResolvedRule, decide
+from curation_assets.selection.filters import ResolvedRule, decide, rules_of
 
 DECISION_SCHEMA = {
     "sample_id": pl.String,
@@ -24,6 +24,13 @@ DECISION_SCHEMA = {
     "duplicate_of": pl.String,  # the member kept in the sample's duplicate group, if any
 }
 DEDUP_RULE = "dedup"
+# A caption duplicate group keeps its member with the highest CLIP similarity that passes every rule.
+CAPTION_RANK_BY = "clip_similarity"
+
+
+def filter_columns(steps: Sequence, rank_by: str = CAPTION_RANK_BY) -> list[str]:
+    """The index columns deciding reads under these recipe filters: every rule's column and the rank."""
+    return sorted({rule.column for rule in rules_of(steps)} | {rank_by})
 
 
 def decide_samples(
