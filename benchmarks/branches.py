@@ -103,10 +103,10 @@ def measure_text(root: Path) -> dict:
     import polars as pl
 
     from curation_assets.normalize import normalize_shard
+    from curation_assets.recipe import Text
     from curation_assets.scoring.language_id import identify_languages
     from curation_assets.scoring.text_quality import text_quality
     from curation_assets.scoring.text_stats import text_stats
-    from curation_assets.selection.branch_recipes import Text
     from curation_assets.selection.filters import decide, resolve, rules_of
 
     docs = normalize_shard(_shard(root, "text", "text.jsonl")).valid

@@ -8,14 +8,7 @@ from pathlib import Path
 import pytest
 
 from curation_assets.demo.generate import generate_demo_data
-from curation_assets_tests.helpers import (  # noqa: F401 - DEMO_SHARDS, require_shared, shard_file: re-exported until every test imports helpers
-    DEMO_SHARDS,
-    FAST_MODELS,
-    keep_only,
-    require_shared,
-    shard_file,
-    smoke_recipe,
-)
+from curation_assets_tests.helpers import FAST_MODELS, keep_only, private_copy, smoke_recipe
 
 
 @pytest.fixture(scope="session")
@@ -73,10 +66,5 @@ def settled_template(demo_template, tmp_path_factory):
 @pytest.fixture
 def settled(settled_template, tmp_path):
     """(data root, instance) of a private copy of the settled pipeline."""
-    from dagster import instance_for_test
-
-    root, home = tmp_path / "data", tmp_path / "dagster_home"
-    shutil.copytree(settled_template[0], root, symlinks=True)
-    shutil.copytree(settled_template[1], home)
-    with instance_for_test(temp_dir=str(home)) as instance:
-        yield root, instance
+    with private_copy(settled_template, tmp_path) as copy:
+        yield copy

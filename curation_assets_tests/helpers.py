@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -87,3 +88,17 @@ def ingest_registered(instance, defs, kind: SourceKind = CAPTION) -> int:
     for shard in shards:
         job.execute_in_process(instance=instance, partition_key=shard, raise_on_error=False)
     return len(shards)
+
+
+@contextmanager
+def private_copy(template: tuple[Path, Path], tmp_path: Path):
+    """(data root, instance) over a private copy of a settled template's (data root, DAGSTER_HOME)."""
+    import shutil
+
+    from dagster import instance_for_test
+
+    root, home = tmp_path / "data", tmp_path / "dagster_home"
+    shutil.copytree(template[0], root, symlinks=True)
+    shutil.copytree(template[1], home)
+    with instance_for_test(temp_dir=str(home)) as instance:
+        yield root, instance

@@ -16,7 +16,7 @@ from PIL import Image
 from curation_assets.demo import MANIFEST_NAME, QUARANTINE_REASONS, generate_demo_data
 from curation_assets.demo.__main__ import branch_summary, main
 from curation_assets.demo.generate import INTERLEAVED_DEFECTS, KEPT_DEFECTS, TEXT_DEFECTS
-from curation_assets_tests.conftest import DEMO_SHARDS
+from curation_assets_tests.helpers import DEMO_SHARDS
 
 IMAGE_EXTS = (".jpg", ".png", ".webp")
 EXPECTED_SHARDS = set(DEMO_SHARDS)

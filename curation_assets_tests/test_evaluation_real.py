@@ -27,7 +27,7 @@ from curation_assets.normalize import normalize_shard
 from curation_assets.readers import ShardFile
 from curation_assets.scoring.hashes import phash_of_bytes
 from curation_assets.sources import SourceKind
-from curation_assets_tests.conftest import require_shared
+from curation_assets_tests.helpers import require_shared
 
 TRAIN_IMAGES = 46  # of 76; the other 30 (150 captions) are the eval set
 BUS_IMAGE_ID = 252639  # "a long green and white bus driving down the road"

@@ -16,7 +16,7 @@ from curation_assets.invariants import coverage_problems, decision_problems
 from curation_assets.models.clip import load_clip
 from curation_assets.models.nsfw import load_nsfw
 from curation_assets.normalize import normalize_shard
-from curation_assets.recipe import ClipModel, NsfwModel
+from curation_assets.recipe import ClipModel, Interleaved, NsfwModel, steps
 from curation_assets.scoring.hashes import text_minhash
 from curation_assets.scoring.image_models import BatchSettings, nsfw_probabilities, perceptual_hashes
 from curation_assets.scoring.interleaved import (
@@ -33,7 +33,6 @@ from curation_assets.scoring.interleaved import (
 )
 from curation_assets.scoring.text_quality import text_quality
 from curation_assets.scoring.text_stats import text_stats
-from curation_assets.selection.branch_recipes import Interleaved, steps
 from curation_assets.selection.filters import resolve, rules_of
 from curation_assets.selection.interleaved_dedup import document_duplicate_groups, image_duplicate_groups
 from curation_assets.selection.interleaved_rules import (
@@ -43,7 +42,7 @@ from curation_assets.selection.interleaved_rules import (
     images_left,
     rule_similarity,
 )
-from curation_assets_tests.conftest import shard_file
+from curation_assets_tests.helpers import shard_file
 
 SHARDS = ("mmc4-00000.jsonl", "obelics-00000.parquet")
 FAST = BatchSettings(batch_size=16, num_workers=0)

@@ -35,7 +35,7 @@ from curation_assets.normalize import NormalizedShard, normalize_shard
 from curation_assets.readers import ShardFile, count_source_rows
 from curation_assets.sources import SourceKind
 from curation_assets.text_checks import SPECIAL_TOKENS
-from curation_assets_tests.conftest import require_shared, shard_file
+from curation_assets_tests.helpers import require_shared, shard_file
 
 MMC4_SHARD = "mmc4_shard151_partial.jsonl"
 

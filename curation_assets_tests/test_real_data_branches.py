@@ -18,7 +18,7 @@ from curation_assets.image_source import iter_image_bytes
 from curation_assets.models.clip import load_clip
 from curation_assets.normalize import normalize_shard
 from curation_assets.readers import ShardFile
-from curation_assets.recipe import ClipModel
+from curation_assets.recipe import ClipModel, Interleaved, Text, steps
 from curation_assets.scoring.image_models import BatchSettings
 from curation_assets.scoring.interleaved import (
     document_counts,
@@ -34,7 +34,6 @@ from curation_assets.scoring.interleaved import (
 )
 from curation_assets.scoring.text_quality import text_quality
 from curation_assets.scoring.text_stats import text_stats
-from curation_assets.selection.branch_recipes import Interleaved, Text, steps
 from curation_assets.selection.filters import decide, resolve, rules_of
 from curation_assets.selection.interleaved_rules import (
     curated_documents,
@@ -44,7 +43,7 @@ from curation_assets.selection.interleaved_rules import (
     rule_similarity,
 )
 from curation_assets.sources import SourceKind
-from curation_assets_tests.conftest import require_shared, shard_file
+from curation_assets_tests.helpers import require_shared, shard_file
 from curation_assets_tests.test_real_data import MMC4_SHARD, small_jpeg
 
 # arXiv rows that are not prose: a section title alone, an introduction of \input lines, and a table

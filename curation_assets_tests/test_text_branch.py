@@ -14,13 +14,12 @@ import pytest
 
 from curation_assets.models.availability import ModelUnavailable
 from curation_assets.normalize import normalize_shard
-from curation_assets.recipe import DsirSelector
+from curation_assets.recipe import DsirSelector, Text, TextDedup, default_text_filters, steps
 from curation_assets.scoring.hashes import text_minhash
 from curation_assets.scoring.language_id import identify_languages
 from curation_assets.scoring.perplexity import PerplexityModel, ccnet_normalize, load_language_model, perplexities
 from curation_assets.scoring.text_quality import stopwords_ratio, text_quality
 from curation_assets.scoring.text_stats import text_stats
-from curation_assets.selection.branch_recipes import Text, TextDedup, default_text_filters, steps
 from curation_assets.selection.filters import decide, resolve, rules_of
 from curation_assets.selection.text_dedup import (
     normalized_text,
@@ -29,7 +28,7 @@ from curation_assets.selection.text_dedup import (
     text_hashes,
 )
 from curation_assets.selection.text_selection import select_texts
-from curation_assets_tests.conftest import shard_file
+from curation_assets_tests.helpers import shard_file
 
 TEXT_SHARDS = ("web-00000.jsonl", "web-00001.parquet")
 # The planted defect each Data-Juicer text filter must catch on its own.

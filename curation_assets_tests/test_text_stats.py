@@ -12,7 +12,7 @@ import pytest
 from curation_assets.scoring import text_stats as text_stats_module
 from curation_assets.scoring.text_stats import TEXT_STATS_SCHEMA, text_stats
 from curation_assets.text_checks import strip_special_tokens
-from curation_assets_tests.conftest import require_shared
+from curation_assets_tests.helpers import require_shared
 
 
 def row(text: str, **options) -> dict:

@@ -82,6 +82,12 @@ def _aesthetics(models: Models, runtime: Runtime) -> Any:
     return load_aesthetics_head(models.aesthetics, clip_embed_dim(models.clip), models.profile)
 
 
+def _perplexity(models: Models, runtime: Runtime) -> Any:
+    from curation_assets.scoring.perplexity import load_language_model
+
+    return load_language_model(models.perplexity)  # KenLM runs on the CPU
+
+
 LOADERS: dict[str, Callable[[Models, Runtime], LoadedModel]] = {
     "clip": _clip,
     "itm": _itm,
@@ -90,6 +96,7 @@ LOADERS: dict[str, Callable[[Models, Runtime], LoadedModel]] = {
     "text_embedding": _text_embedding,
     "captioner": _captioner,
     "aesthetics": _aesthetics,
+    "perplexity": _perplexity,
 }
 
 

@@ -65,6 +65,8 @@ class LoadedLanguageModel:
     tokenizer: Any | None  # sentencepiece.SentencePieceProcessor
     normalize: bool
     identity: str
+    random_init: bool = False  # the user's trained model: scores always mean something
+    load_seconds: float = 0.0
 
 
 def load_language_model(spec: PerplexityModel) -> LoadedLanguageModel:
