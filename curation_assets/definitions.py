@@ -14,6 +14,7 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 from curation_assets import registry  # noqa: E402 - after the warning filters
 from curation_assets.defs.analysis import build_analysis_asset  # noqa: E402
 from curation_assets.defs.automation import AUTOMATION_SENSOR  # noqa: E402
+from curation_assets.defs.branches import build_branch_assets  # noqa: E402
 from curation_assets.defs.checks import build_checks  # noqa: E402
 from curation_assets.defs.curated import build_curated_assets  # noqa: E402
 from curation_assets.defs.ingest import build_ingest_assets  # noqa: E402
@@ -36,14 +37,15 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
     recipe = recipe or load_recipe()
     ingest = recipe.ingest.model_dump()
     resource = DataRootResource(url=data_root, ingest=ingest) if data_root else DataRootResource(ingest=ingest)
-    per_shard = [*registry.SCORE_TABLES, *([registry.RECAPTIONED] if recipe.recaption.enabled else [])]
+    per_shard = registry.tables_in_use(recipe)
     return Definitions(
         assets=[
             *RAW_SHARDS,
             *SHARD_SETS,
             *build_ingest_assets(recipe),
             *(build_shard_table_asset(spec, recipe) for spec in per_shard),
-            build_samples_asset(recipe),
+            *(build_samples_asset(recipe, kind) for kind in registry.CHAINS),
+            *build_branch_assets(recipe),
             build_analysis_asset(recipe),
             *build_selection_assets(recipe),
             *build_curated_assets(recipe),

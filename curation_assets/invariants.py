@@ -34,10 +34,13 @@ def account_for_rows(shard: str, rows_in: int, valid_ids: pl.Series, quarantined
     return RowAccount(shard, rows_in, valid_ids.len(), quarantined_ids.len(), ids.len() - ids.n_unique())
 
 
-def coverage_problems(shard: str, table: pl.DataFrame, expected_ids: pl.Series, columns: Sequence[str]) -> str | None:
+def coverage_problems(
+    shard: str, table: pl.DataFrame, expected_ids: pl.Series, columns: Sequence[str], id_column: str = "sample_id"
+) -> str | None:
     """What is wrong with a score table of one shard, or None: it must hold exactly the shard's valid
-    sample ids, each once, with no null or NaN in any declared column."""
-    ids = table["sample_id"]
+    ids (samples, or the images or text elements of its documents), each once, with no null or NaN in
+    any of `columns`."""
+    ids = table[id_column]
     missing = int((~expected_ids.is_in(ids.implode())).sum())
     extra = int((~ids.is_in(expected_ids.implode())).sum()) + (ids.len() - ids.n_unique())
     present = [column for column in columns if column in table.columns]

@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{len(failed)} run(s) failed; every other shard went on:\n{report}", file=sys.stderr)
     print(
         "\nOpen the UI on this instance with `make ui`, then http://127.0.0.1:3000 "
-        "(Assets -> caption -> score_analysis for the histograms; sensors new_*_shards pick up new files)."
+        "(Assets -> caption, interleaved or text -> score_analysis for the histograms; sensors new_*_shards "
+        "pick up new files)."
     )
     return 1 if failed else 0
 
@@ -133,7 +134,20 @@ def summarize_outputs(store: TableStore) -> str:
         f"{rewritten} recaptioned and kept, {pool} in the curated pool"
     )
     lines.append(f"  curated caption pool: {store.path(registry.CURATED)}")
-    lines.append(f"  score quantiles: {store.path(registry.SCORE_ANALYSIS)}")
+    for kind in (SourceKind.interleaved, SourceKind.text):
+        chain = registry.CHAINS[kind]
+        decided, kept = _whole_rows(store, chain.filtered, "kept")
+        pool = _total_rows(store, chain.curated)
+        images = ""
+        if kind is SourceKind.interleaved:
+            judged, images_kept = _whole_rows(store, chain.image_decisions, "kept")
+            images = f" ({images_kept} of their {judged} images kept)"
+        lines.append(
+            f"  {kind.value} documents: {decided} decided, {kept} kept{images}, {pool} in the curated pool "
+            f"({store.folder(chain.curated)}/<shard>.parquet)"
+        )
+    analyses = [str(store.path(chain.analysis)) for chain in registry.CHAINS.values()]
+    lines.append(f"  score quantiles: {', '.join(analyses)}")
     return "\n".join(lines)
 
 

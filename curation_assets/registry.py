@@ -12,6 +12,7 @@ analysis columns, filter column lookup and spec snapshot follow.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -36,6 +37,17 @@ def _text_stats_columns() -> tuple[Column, ...]:
         Column("word_repetition_ratio", pl.Float32, "share of repeated word 3-grams", analysed=True),
         Column("char_repetition_ratio", pl.Float32, "Data-Juicer's character repetition", analysed=True),
         Column("alnum_ratio", pl.Float32, "letters and digits over non-whitespace characters", analysed=True),
+    )
+
+
+def _image_stats_columns() -> tuple[Column, ...]:
+    return (
+        Column("width", pl.Int32, "pixels", analysed=True),
+        Column("height", pl.Int32, "pixels", analysed=True),
+        Column("aspect_ratio", pl.Float32, "width / height", analysed=True),
+        Column("num_bytes", pl.Int64, "encoded size", analysed=True),
+        Column("format", pl.String),
+        Column("mode", pl.String),
     )
 
 
@@ -135,14 +147,7 @@ IMAGE_STATS = _score_table(
     CAPTION,
     "image_stats",
     "Width, height, aspect ratio, bytes, format and mode.",
-    (
-        Column("width", pl.Int32, "pixels", analysed=True),
-        Column("height", pl.Int32, "pixels", analysed=True),
-        Column("aspect_ratio", pl.Float32, "width / height", analysed=True),
-        Column("num_bytes", pl.Int64, "encoded size", analysed=True),
-        Column("format", pl.String),
-        Column("mode", pl.String),
-    ),
+    _image_stats_columns(),
 )
 CAPTION_TEXT_STATS = _score_table(
     CAPTION,
@@ -219,6 +224,132 @@ TEXT_MINHASH = _minhash_table(TEXT, "text_minhash", "document")
 # Long documents are truncated by the model (256 word pieces for MiniLM).
 TEXT_EMBEDDING = _sentence_embedding_table(TEXT, "text_embedding", "document")
 
+
+def _text_quality_table(kind: SourceKind) -> TableSpec:
+    return _score_table(
+        kind,
+        "text_quality",
+        "Predicted language and its probability (py3langid, inside its package), and the share of stopwords of "
+        "that language, per document (language_id_score_filter, stopwords_filter).",
+        (
+            Column("language", pl.String, "ISO 639 code of the predicted language (zxx: no linguistic content)"),
+            Column("language_score", pl.Float32, "probability of the predicted language", analysed=True),
+            Column("stopwords_ratio", pl.Float32, "share of words that are stopwords of that language", analysed=True),
+        ),
+        recipe_sections=("models.language_id",),
+    )
+
+
+TEXT_QUALITY = _text_quality_table(TEXT)
+TEXT_HASH = _score_table(
+    TEXT,
+    "text_hash",
+    "MD5 of each document's normalised text (Data-Juicer's document_deduplicator), for exact dedup: one column "
+    "per combination of its options, so editing them re-runs only text/dedup.",
+    (
+        Column("text_hash", pl.String, "hex, of the NFKC, whitespace-collapsed, lowercased text"),
+        Column("text_hash_cased", pl.String, "same, case kept (lowercase: false)"),
+        Column("text_hash_letters", pl.String, "lowercased, no whitespace, digits, punctuation (ignore_non_character)"),
+        Column("text_hash_cased_letters", pl.String, "case kept, no whitespace, digits, punctuation"),
+    ),
+)
+TEXT_PERPLEXITY = _score_table(
+    TEXT,
+    "text_perplexity",
+    "KenLM perplexity of each document under the user's language model (perplexity_filter); made only when "
+    "a text filter reads it.",
+    (Column("perplexity", pl.Float32, "10 ** (-log10 score / tokens), CCNet's formula", analysed=True),),
+    recipe_sections=("models.perplexity",),
+    resources=frozenset({"perplexity"}),
+)
+
+# --- interleaved score tables (per shard): per image, per text element, per document -------------------
+# Per-image tables hold one row per image (`image_id` = <sample_id>/<position in the aligned lists>),
+# sentence tables one per text element (`sentence_id`, same form); both carry the document's sample_id.
+
+IMAGE_ID, SENTENCE_ID = "image_id", "sentence_id"
+_IMAGE_KEY = (Column(IMAGE_ID, pl.String, "<sample_id>/<image position>"), Column("image_index", pl.Int32))
+
+
+def _image_table(name: str, description: str, columns: tuple[Column, ...], **options) -> TableSpec:
+    return _score_table(INTERLEAVED, name, description, (*_IMAGE_KEY, *columns), key_columns=(IMAGE_ID,), **options)
+
+
+INTERLEAVED_IMAGE_STATS = _image_table(
+    "image_stats",
+    "Width, height, aspect ratio, bytes, format and mode of every image of every document.",
+    _image_stats_columns(),
+)
+INTERLEAVED_IMAGE_EMBEDDINGS = _image_table(
+    "image_embeddings",
+    "L2-normalised CLIP image embedding (float16) of every image, computed once per shard.",
+    (Column("image_embedding", pl.Array, "CLIP image embedding"),),
+    recipe_sections=CLIP_SECTIONS,
+    resources=frozenset({"clip"}),
+    gpu=True,
+)
+INTERLEAVED_SENTENCE_EMBEDDINGS = _score_table(
+    INTERLEAVED,
+    "sentence_embeddings",
+    "L2-normalised CLIP text embedding (float16) of every text element, from CLIP's text tower as MMC4 did.",
+    (
+        Column(SENTENCE_ID, pl.String, "<sample_id>/<text position>"),
+        Column("text_index", pl.Int32),
+        Column("text_embedding", pl.Array, "CLIP text embedding"),
+    ),
+    key_columns=(SENTENCE_ID,),
+    recipe_sections=CLIP_SECTIONS,
+    resources=frozenset({"clip"}),
+    gpu=True,
+)
+INTERLEAVED_SIMILARITY = _score_table(
+    INTERLEAVED,
+    "similarity_matrices",
+    "Per document, the CLIP cosine similarity of each image to each text element (MMC4's similarity_matrix, "
+    "reading order).",
+    (
+        Column("image_indices", pl.List(pl.Int32), "the positions the matrix's rows stand for"),
+        Column("text_indices", pl.List(pl.Int32), "the positions its columns stand for"),
+        Column("similarity_matrix", pl.List(pl.List(pl.Float32)), "images x text elements"),
+    ),
+    reads=("normalized", "image_embeddings", "sentence_embeddings"),
+)
+INTERLEAVED_IMAGE_MATCHES = _image_table(
+    "image_matches",
+    "Each image's best text element (argmax) and its assigned one (MMC4's linear assignment), with both similarities.",
+    (
+        # Null for the images of a document without text: nothing to compare them with.
+        Column("best_text_index", pl.Int32, nullable=True),
+        Column("best_similarity", pl.Float32, "similarity to its best text element", analysed=True, nullable=True),
+        Column("assigned_text_index", pl.Int32, nullable=True),
+        Column(
+            "assigned_similarity", pl.Float32, "similarity to its assigned text element", analysed=True, nullable=True
+        ),
+    ),
+    reads=("similarity_matrices",),
+)
+INTERLEAVED_NSFW = _image_table(
+    "nsfw",
+    "Open-NSFW probability of every image.",
+    (Column("nsfw_probability", pl.Float32, "P(not safe for work)", analysed=True),),
+    recipe_sections=("models.nsfw",),
+    resources=frozenset({"nsfw"}),
+    gpu=True,
+)
+INTERLEAVED_PHASH = _image_table(
+    "image_phash",
+    "64-bit perceptual hash of every image (hex), for dedup across documents and against the caption pool.",
+    (Column("phash", pl.String, "imagehash.phash, 16 hex digits"),),
+)
+INTERLEAVED_TEXT_STATS = _score_table(
+    INTERLEAVED,
+    "text_stats",
+    "Word and character counts, special-character and repetition ratios of each document's text.",
+    _text_stats_columns(),
+)
+INTERLEAVED_TEXT_QUALITY = _text_quality_table(INTERLEAVED)
+INTERLEAVED_MINHASH = _minhash_table(INTERLEAVED, "text_minhash", "document's text")
+
 CAPTION_SCORE_TABLES = (
     CLIP_EMBEDDINGS,
     CLIP_SIMILARITY,
@@ -232,6 +363,97 @@ CAPTION_SCORE_TABLES = (
     CAPTION_MINHASH,
     CAPTION_EMBEDDING,
 )
+# --- the global chain of each kind: helpers ----------------------------------------------------------
+
+
+def _index_shards(kind: SourceKind) -> TableSpec:
+    return TableSpec(
+        kind,
+        "sample_shards",
+        f"The shards in {kind.value}/sample_index: the inputs each shard's rows came from and their content version.",
+        (
+            Column("inputs", pl.String),
+            Column("version", pl.String),
+            Column("rows", pl.Int64),
+            Column("quarantined", pl.String, "JSON: reason -> [rows, one example detail]"),
+        ),
+        scope=Scope.whole,
+        file_name="shards.parquet",
+        group="index",
+        key_columns=("shard_id",),
+        written_by="sample_index",
+    )
+
+
+def _manifest(kind: SourceKind, what: str) -> TableSpec:
+    return TableSpec(
+        kind,
+        "curated_manifest",
+        f"Every curated {what} with its mix weight: the recipe's {kind.value}.repeat, the number of times it enters "
+        "the pretraining mix.",
+        (Column("shard_id", pl.String), Column("repeat", pl.Int32)),
+        scope=Scope.whole,
+        file_name="manifest.parquet",
+        reads=("curated",),
+        recipe_sections=(f"{kind.value}.repeat",),
+        group="curated",
+        content_versioned=True,
+    )
+
+
+def _decided(kind: SourceKind, what: str, **options) -> TableSpec:
+    return TableSpec(
+        kind,
+        "filtered",
+        f"Every {what} kept or dropped: the first failing rule (recipe order) and its value, then dedup, which "
+        "keeps the best member of each duplicate group that passes every rule.",
+        (
+            Column("shard_id", pl.String),
+            Column("kept", pl.Boolean),
+            Column("drop_rule", pl.String, "the first failing rule (recipe order), or dedup"),
+            Column("drop_value", pl.String, "the value that failed it"),
+            Column("duplicate_of", pl.String, "the member kept in its duplicate group"),
+        ),
+        scope=Scope.whole,
+        group="selection",
+        content_versioned=True,
+        **options,
+    )
+
+
+def _thresholds(kind: SourceKind, sections: tuple[str, ...]) -> TableSpec:
+    return TableSpec(
+        kind,
+        "selection_thresholds",
+        f"The {kind.value} recipe's filter bounds as numbers: percentile bounds ('p10') resolved over all shards.",
+        (),
+        scope=Scope.whole,
+        file_name="thresholds.json",
+        reads=("sample_index",),
+        recipe_sections=sections,
+        group="selection",
+        key_columns=(),
+        content_versioned=True,
+    )
+
+
+def _analysis(kind: SourceKind, what: str, reads: tuple[str, ...], **options) -> TableSpec:
+    return TableSpec(
+        kind,
+        "score_analysis",
+        f"The page a curator of {kind.value} data opens first: per score, a histogram with the recipe's bounds "
+        "drawn and what each bound drops; the filter funnel in recipe order; the quarantine funnel. The table holds "
+        f"per-score quantiles (5/25/50/75/95%) and counts over every {what}.",
+        (Column("score", pl.String), Column("count", pl.Int64), Column("nulls", pl.Int64)),
+        scope=Scope.whole,
+        file_name="summary.parquet",
+        reads=reads,
+        group="analysis",
+        key_columns=("score",),
+        **options,
+    )
+
+
 # --- caption decisions (global) -------------------------------------------------------------------
 # No global table feeds a per-shard one: adding a shard or editing a threshold re-runs only these.
 
@@ -269,51 +491,16 @@ SAMPLES = TableSpec(
     group="index",
     content_versioned=True,
 )
-SAMPLE_SHARDS = TableSpec(
+SAMPLE_SHARDS = _index_shards(CAPTION)
+# The bounds and the funnel need the resolved thresholds and the duplicate groups; quarantine reasons come
+# with the index (caption/sample_shards), so ingest alone never re-runs this.
+SCORE_ANALYSIS = _analysis(
     CAPTION,
-    "sample_shards",
-    "The shards in caption/sample_index: the inputs each shard's rows came from and their content version.",
-    (
-        Column("inputs", pl.String),
-        Column("version", pl.String),
-        Column("rows", pl.Int64),
-        Column("quarantined", pl.String, "JSON: reason -> [rows, one example detail]"),
-    ),
-    scope=Scope.whole,
-    file_name="shards.parquet",
-    group="index",
-    key_columns=("shard_id",),
-    written_by="sample_index",
-)
-SCORE_ANALYSIS = TableSpec(
-    CAPTION,
-    "score_analysis",
-    "The page a curator opens first: per score, a histogram with the recipe's bounds drawn and what each "
-    "bound drops; the filter funnel in recipe order; the quarantine funnel. The table holds per-score "
-    "quantiles (5/25/50/75/95%) and counts over every caption pair (final captions).",
-    (Column("score", pl.String), Column("count", pl.Int64), Column("nulls", pl.Int64)),
-    scope=Scope.whole,
-    file_name="summary.parquet",
-    # The bounds and the funnel need the resolved thresholds and the duplicate groups; quarantine
-    # reasons come with the index (caption/sample_shards), so ingest alone never re-runs this.
-    reads=("sample_index", "selection_thresholds"),
+    "caption pair (final captions)",
+    ("sample_index", "selection_thresholds"),
     recipe_reads=lambda recipe: ("dedup",) if recipe.dedup.enabled else (),
-    group="analysis",
-    key_columns=("score",),
 )
-SELECTION_THRESHOLDS = TableSpec(
-    CAPTION,
-    "selection_thresholds",
-    "The recipe's filter bounds as numbers: percentile bounds ('p10') resolved over all shards.",
-    (),
-    scope=Scope.whole,
-    file_name="thresholds.json",
-    reads=("sample_index",),
-    recipe_sections=("filters",),
-    group="selection",
-    key_columns=(),
-    content_versioned=True,
-)
+SELECTION_THRESHOLDS = _thresholds(CAPTION, ("filters",))
 DEDUP = TableSpec(
     CAPTION,
     "dedup",
@@ -332,25 +519,13 @@ DEDUP = TableSpec(
     group="selection",
     content_versioned=True,
 )
-FILTERED = TableSpec(
+FILTERED = _decided(
     CAPTION,
-    "filtered",
-    "Every caption pair kept or dropped: the first failing rule and its value, then dedup, which keeps the best "
-    "member of each duplicate group that passes every rule.",
-    (
-        Column("shard_id", pl.String),
-        Column("kept", pl.Boolean),
-        Column("drop_rule", pl.String, "the first failing rule (recipe order), or dedup"),
-        Column("drop_value", pl.String, "the value that failed it"),
-        Column("duplicate_of", pl.String, "the member kept in the sample's duplicate group"),
-    ),
-    scope=Scope.whole,
+    "caption pair",
     file_name="decisions.parquet",
     reads=("sample_index", "selection_thresholds"),
     recipe_reads=lambda recipe: ("dedup",) if recipe.dedup.enabled else (),
     recipe_sections=("filters",),
-    group="selection",
-    content_versioned=True,
 )
 SELECTED = TableSpec(
     CAPTION,
@@ -403,8 +578,248 @@ CURATED_MANIFEST = TableSpec(
     content_versioned=True,
 )
 
-TEXT_SCORE_TABLES = (TEXT_STATS, TEXT_MINHASH, TEXT_EMBEDDING)
-SCORE_TABLES = CAPTION_SCORE_TABLES + TEXT_SCORE_TABLES
+# --- the global chain of the text and interleaved branches ------------------------------------------
+# As the caption branch's: an index refreshed per shard, thresholds, dedup, decisions, the curated pool
+# (one file per shard) and its manifest. Only these re-run for a threshold edit or a new shard.
+
+
+def uses_perplexity(recipe: Recipe) -> bool:
+    from curation_assets.selection.filters import rules_of
+
+    return any(rule.column == "perplexity" for rule in rules_of(recipe.text.filters))
+
+
+def _text_index_reads(recipe: Recipe) -> tuple[str, ...]:
+    return (TEXT_PERPLEXITY.name,) if uses_perplexity(recipe) else ()
+
+
+TEXT_SAMPLES = TableSpec(
+    TEXT,
+    "sample_index",
+    "Every valid text document of every shard with every score the decisions read (no text: the pool reads it "
+    "from the shard); refreshed only for shards whose tables changed.",
+    (
+        Column("shard_id", pl.String),
+        *TEXT_STATS.columns,
+        *TEXT_QUALITY.columns,
+        Column("perplexity", pl.Float32, "null unless a text filter reads perplexity"),
+        *TEXT_HASH.columns,
+        *TEXT_MINHASH.columns,
+    ),
+    scope=Scope.whole,
+    file_name="samples.parquet",
+    reads=("normalized", "quarantine", TEXT_STATS.name, TEXT_QUALITY.name, TEXT_HASH.name, TEXT_MINHASH.name),
+    recipe_reads=_text_index_reads,
+    group="index",
+    content_versioned=True,
+)
+TEXT_SAMPLE_SHARDS = _index_shards(TEXT)
+TEXT_THRESHOLDS = _thresholds(TEXT, ("text.filters",))
+TEXT_DEDUP = TableSpec(
+    TEXT,
+    "dedup",
+    "Duplicate groups of text documents across all shards (normalised text hash, MinHash-LSH, SemDeDup); "
+    "each group keeps its member with the highest language_score that passes every rule (text/filtered).",
+    (
+        Column("level", pl.String, "image or document (text: document)"),
+        Column("member_id", pl.String, "an image_id or a document's sample_id"),
+        Column("shard_id", pl.String),
+        Column("group_id", pl.String),
+        Column("method", pl.String, "methods linking this member, comma-separated"),
+        Column("duplicate_of", pl.String, "the group's representative (caption:<id> for a caption pair)"),
+    ),
+    scope=Scope.whole,
+    file_name="duplicates.parquet",
+    reads=("sample_index",),
+    recipe_reads=lambda recipe: ("text_embedding",) if recipe.text.dedup.semantic_deduplicator else (),
+    recipe_sections=("text.dedup",),
+    group="selection",
+    key_columns=("member_id",),
+    content_versioned=True,
+)
+TEXT_FILTERED = _decided(
+    TEXT,
+    "text document",
+    file_name="decisions.parquet",
+    reads=("sample_index", "selection_thresholds", "dedup"),
+)
+TEXT_SELECTED = TableSpec(
+    TEXT,
+    "selected",
+    "DSIR over the kept documents toward the recipe's target text (text.selectors); without it, every kept "
+    "document is selected.",
+    SELECTED.columns,
+    scope=Scope.whole,
+    file_name="selected.parquet",
+    reads=("filtered",),
+    # DSIR reads the kept documents' text from each shard.
+    recipe_reads=lambda recipe: ("normalized",) if recipe.text.selectors.dsir_selector else (),
+    recipe_sections=("text.selectors",),
+    recipe_files=("text.selectors.dsir_selector.target",),
+    group="selection",
+    content_versioned=True,
+)
+
+
+def _pool_columns(kind: SourceKind, *extra: Column) -> tuple[Column, ...]:
+    from curation_assets.tables import SCHEMAS
+
+    return (*(Column(name, dtype) for name, dtype in SCHEMAS[kind].items() if name != "sample_id"), *extra)
+
+
+TEXT_CURATED = TableSpec(
+    TEXT,
+    "curated",
+    "The curated text pool, one file per shard: every selected document in the canonical text layout.",
+    _pool_columns(TEXT),
+    scope=Scope.shard_files,
+    reads=("selected", "normalized"),
+    group="curated",
+    content_versioned=True,
+)
+TEXT_MANIFEST = _manifest(TEXT, "text document")
+TEXT_ANALYSIS = _analysis(TEXT, "text document", ("sample_index", "selection_thresholds", "filtered"))
+
+INTERLEAVED_SAMPLES = TableSpec(
+    INTERLEAVED,
+    "sample_index",
+    "Every valid interleaved document of every shard with its counts and the text scores the document rules "
+    "read; its companion interleaved/indexed_images holds every image. Refreshed only for shards whose tables "
+    "changed.",
+    (
+        Column("shard_id", pl.String),
+        Column("num_images", pl.Int32),
+        Column("num_sentences", pl.Int32, "text elements"),
+        *INTERLEAVED_TEXT_STATS.columns,
+        *INTERLEAVED_TEXT_QUALITY.columns,
+        *INTERLEAVED_MINHASH.columns,
+    ),
+    scope=Scope.whole,
+    file_name="samples.parquet",
+    reads=(
+        "normalized",
+        "quarantine",
+        *(
+            spec.name
+            for spec in (
+                INTERLEAVED_IMAGE_STATS,
+                INTERLEAVED_IMAGE_MATCHES,
+                INTERLEAVED_NSFW,
+                INTERLEAVED_PHASH,
+                INTERLEAVED_TEXT_STATS,
+                INTERLEAVED_TEXT_QUALITY,
+                INTERLEAVED_MINHASH,
+            )
+        ),
+    ),
+    group="index",
+    content_versioned=True,
+)
+INTERLEAVED_IMAGES = TableSpec(
+    INTERLEAVED,
+    "indexed_images",
+    "Every image of every indexed interleaved document with where it is and every score the image rules read.",
+    (
+        Column("sample_id", pl.String),
+        Column("shard_id", pl.String),
+        Column("image_ref", pl.String),
+        Column("image_sha256", pl.String),
+        *(c for c in INTERLEAVED_IMAGE_STATS.columns if c.name != IMAGE_ID),
+        *(c for c in INTERLEAVED_IMAGE_MATCHES.columns if c.name not in (IMAGE_ID, "image_index")),
+        *(c for c in INTERLEAVED_NSFW.columns if c.analysed),
+        *(c for c in INTERLEAVED_PHASH.columns if c.name not in (IMAGE_ID, "image_index")),
+    ),
+    scope=Scope.whole,
+    file_name="images.parquet",
+    group="index",
+    key_columns=(IMAGE_ID,),
+    written_by="sample_index",
+)
+INTERLEAVED_SAMPLE_SHARDS = _index_shards(INTERLEAVED)
+INTERLEAVED_THRESHOLDS = _thresholds(
+    INTERLEAVED, ("interleaved.image_filters", "interleaved.document_filters", "interleaved.reassign_images")
+)
+
+
+def _interleaved_dedup_reads(recipe: Recipe) -> tuple[str, ...]:
+    dedup = recipe.interleaved.dedup
+    against = dedup.image_deduplicator is not None and dedup.against_caption_pool
+    return (CURATED.qualified_name, SAMPLES.qualified_name) if against else ()
+
+
+INTERLEAVED_DEDUP = TableSpec(
+    INTERLEAVED,
+    "dedup",
+    "Duplicate groups of interleaved images (identical bytes and pHash neighbours, across documents and against "
+    "the curated caption pool, whose copy always survives) and of documents (MinHash-LSH over their text).",
+    TEXT_DEDUP.columns,
+    scope=Scope.whole,
+    file_name="duplicates.parquet",
+    reads=("sample_index",),
+    recipe_reads=_interleaved_dedup_reads,
+    recipe_sections=("interleaved.dedup",),
+    group="selection",
+    key_columns=("member_id",),
+    content_versioned=True,
+)
+INTERLEAVED_FILTERED = _decided(
+    INTERLEAVED,
+    "interleaved document",
+    file_name="decisions.parquet",
+    reads=("sample_index", "selection_thresholds", "dedup"),
+    recipe_sections=("interleaved.reassign_images",),
+)
+INTERLEAVED_IMAGE_DECISIONS = TableSpec(
+    INTERLEAVED,
+    "image_decisions",
+    "Every image of every indexed document kept or dropped: the first failing image rule and its value, or dedup.",
+    (
+        Column("sample_id", pl.String),
+        Column("shard_id", pl.String),
+        Column("image_index", pl.Int32),
+        Column("kept", pl.Boolean),
+        Column("drop_rule", pl.String),
+        Column("drop_value", pl.String),
+        Column("duplicate_of", pl.String, "the copy kept (an image_id, or caption:<id> in the caption pool)"),
+        Column("matched_text_index", pl.Int32, "the text element it is judged by (best or assigned)"),
+    ),
+    scope=Scope.whole,
+    file_name="image_decisions.parquet",
+    group="selection",
+    key_columns=(IMAGE_ID,),
+    written_by="filtered",
+)
+INTERLEAVED_CURATED = TableSpec(
+    INTERLEAVED,
+    "curated",
+    "The curated interleaved pool, one file per shard: every kept document without its dropped images, texts "
+    "and images still aligned (moved before their assigned sentence under interleaved.reassign_images).",
+    _pool_columns(INTERLEAVED, Column("num_images_dropped", pl.Int32)),
+    scope=Scope.shard_files,
+    reads=("filtered", "normalized"),
+    recipe_sections=("interleaved.reassign_images",),
+    group="curated",
+    content_versioned=True,
+)
+INTERLEAVED_MANIFEST = _manifest(INTERLEAVED, "interleaved document")
+INTERLEAVED_ANALYSIS = _analysis(
+    INTERLEAVED, "document and image", ("sample_index", "selection_thresholds", "filtered")
+)
+
+TEXT_SCORE_TABLES = (TEXT_STATS, TEXT_QUALITY, TEXT_HASH, TEXT_MINHASH, TEXT_EMBEDDING, TEXT_PERPLEXITY)
+INTERLEAVED_SCORE_TABLES = (
+    INTERLEAVED_IMAGE_STATS,
+    INTERLEAVED_IMAGE_EMBEDDINGS,
+    INTERLEAVED_SENTENCE_EMBEDDINGS,
+    INTERLEAVED_SIMILARITY,
+    INTERLEAVED_IMAGE_MATCHES,
+    INTERLEAVED_NSFW,
+    INTERLEAVED_PHASH,
+    INTERLEAVED_TEXT_STATS,
+    INTERLEAVED_TEXT_QUALITY,
+    INTERLEAVED_MINHASH,
+)
+SCORE_TABLES = CAPTION_SCORE_TABLES + TEXT_SCORE_TABLES + INTERLEAVED_SCORE_TABLES
 
 TABLES: tuple[TableSpec, ...] = (
     *NORMALIZED.values(),
@@ -420,10 +835,68 @@ TABLES: tuple[TableSpec, ...] = (
     SELECTED,
     CURATED,
     CURATED_MANIFEST,
+    TEXT_SAMPLES,
+    TEXT_SAMPLE_SHARDS,
+    TEXT_THRESHOLDS,
+    TEXT_DEDUP,
+    TEXT_FILTERED,
+    TEXT_SELECTED,
+    TEXT_CURATED,
+    TEXT_MANIFEST,
+    TEXT_ANALYSIS,
+    INTERLEAVED_SAMPLES,
+    INTERLEAVED_IMAGES,
+    INTERLEAVED_SAMPLE_SHARDS,
+    INTERLEAVED_THRESHOLDS,
+    INTERLEAVED_DEDUP,
+    INTERLEAVED_FILTERED,
+    INTERLEAVED_IMAGE_DECISIONS,
+    INTERLEAVED_CURATED,
+    INTERLEAVED_MANIFEST,
+    INTERLEAVED_ANALYSIS,
 )
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A kind's global tables, from its index to its curated pool."""
+
+    index: TableSpec
+    index_shards: TableSpec
+    thresholds: TableSpec
+    dedup: TableSpec
+    filtered: TableSpec
+    selected: TableSpec | None
+    curated: TableSpec
+    manifest: TableSpec
+    analysis: TableSpec
+    indexed_images: TableSpec | None = None  # interleaved: every image of the indexed documents
+    image_decisions: TableSpec | None = None  # interleaved: every image kept or dropped
+
+
+def _chain(kind: SourceKind) -> Chain:
+    def named(name: str) -> TableSpec | None:
+        return _BY_NAME.get((kind, name))
+
+    return Chain(
+        index=named("sample_index"),
+        index_shards=named("sample_shards"),
+        thresholds=named("selection_thresholds"),
+        dedup=named("dedup"),
+        filtered=named("filtered"),
+        selected=named("selected"),  # interleaved documents have no selectors yet: the pool is what is kept
+        curated=named("curated"),
+        manifest=named("curated_manifest"),
+        analysis=named("score_analysis"),
+        indexed_images=named("indexed_images"),
+        image_decisions=named("image_decisions"),
+    )
+
+
 _BY_NAME = {(spec.kind, spec.name): spec for spec in TABLES}
 if len(_BY_NAME) != len(TABLES):
     raise RuntimeError("two tables share a kind and a name")
+CHAINS: dict[SourceKind, Chain] = {kind: _chain(kind) for kind in SourceKind}
 
 
 def table(kind: SourceKind, name: str) -> TableSpec:
@@ -434,8 +907,23 @@ def table(kind: SourceKind, name: str) -> TableSpec:
         raise KeyError(f"no {kind.value} table {name!r}; known: {', '.join(known)}") from None
 
 
+def read_spec(spec: TableSpec, name: str) -> TableSpec:
+    """A table `spec` reads: `name` of its own kind, or `<kind>/<name>` of another."""
+    if "/" in name:
+        kind, _, own = name.partition("/")
+        return table(SourceKind(kind), own)
+    return table(spec.kind, name)
+
+
 def score_tables(kind: SourceKind) -> tuple[TableSpec, ...]:
     return tuple(spec for spec in SCORE_TABLES if spec.kind == kind)
+
+
+def tables_in_use(recipe: Recipe) -> tuple[TableSpec, ...]:
+    """The per-shard tables this recipe materializes: every score table, except the optional ones
+    (perplexity, recaptions) when nothing under this recipe reads them."""
+    optional = {TEXT_PERPLEXITY: uses_perplexity(recipe), RECAPTIONED: recipe.recaption.enabled}
+    return tuple(spec for spec in (*SCORE_TABLES, RECAPTIONED) if optional.get(spec, True))
 
 
 def column_tables(kind: SourceKind) -> dict[str, TableSpec]:
@@ -487,7 +975,7 @@ def recipe_sections(spec: TableSpec, recipe: Recipe) -> tuple[str, ...]:
     does, before any data version says so). Sorted, without repeats."""
     sections = set(spec.recipe_sections)
     for name in spec.reads_under(recipe):
-        parent = table(spec.kind, name)
+        parent = read_spec(spec, name)
         if not parent.content_versioned:
             sections.update(recipe_sections(parent, recipe))
     return tuple(sorted(sections))

@@ -41,6 +41,7 @@ class ShardNotReady(Exception):
 class IndexRefresh:
     samples: pl.DataFrame
     shards: pl.DataFrame  # SHARD_STATE_SCHEMA, one row per shard in the index
+    companion: pl.DataFrame | None = None  # rows at a finer grain (an interleaved document's images)
     refreshed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     waiting: dict[str, str] = field(default_factory=dict)  # shard -> why it is not (re)indexed
@@ -58,14 +59,21 @@ def refresh_index(
     gather: Callable[[str], pl.DataFrame],
     schema: Mapping[str, pl.DataType],
     quarantined: Callable[[str], str] = lambda shard: "{}",
+    companion: tuple[pl.DataFrame | None, Mapping[str, pl.DataType]] | None = None,
 ) -> IndexRefresh:
     """Bring the index up to date with `inputs` (registered shard -> fingerprint of its tables).
 
     `gather(shard)` returns the shard's rows in `schema`, or raises ShardNotReady; `quarantined(shard)`
     its quarantine summary (SHARD_STATE_SCHEMA). Shards whose fingerprint matches the previous refresh
-    keep their rows without being read."""
+    keep their rows without being read. With `companion` (its previous rows and schema, which has a
+    shard_id), `gather` returns (rows, companion rows) and the companion is refreshed alongside."""
     empty = pl.DataFrame(schema=dict(schema))
     previous = previous if previous is not None else empty
+    if companion is not None:
+        previous_companion, companion_schema = companion
+        if previous_companion is None or set(previous_companion.columns) != set(companion_schema):
+            previous_companion, previous_shards = pl.DataFrame(schema=dict(companion_schema)), None  # rebuild
+        companion_rows = []
     if previous_shards is None or set(previous_shards.columns) != set(SHARD_STATE_SCHEMA):
         previous_shards = pl.DataFrame(schema=SHARD_STATE_SCHEMA)  # none yet, or of an older layout: rebuild
     known = dict(zip(previous_shards["shard_id"].to_list(), previous_shards["inputs"].to_list()))
@@ -75,13 +83,21 @@ def refresh_index(
     fresh_rows, fresh_state, waiting = [], [], {}
     for shard in stale:
         try:
-            rows = gather(shard).select(list(schema)).cast(dict(schema))
+            gathered = gather(shard)
+            rows, finer = gathered if companion is not None else (gathered, None)
+            rows = rows.select(list(schema)).cast(dict(schema))
         except ShardNotReady as why:
             waiting[shard] = str(why)
             continue
         summary = quarantined(shard)
         fresh_rows.append(rows)
-        version = content_version(rows) if summary == "{}" else content_version(rows) + ":" + _digest(summary)
+        version = content_version(rows)
+        if finer is not None:
+            finer = finer.select(list(companion_schema)).cast(dict(companion_schema))
+            companion_rows.append(finer)
+            version += ":" + content_version(finer)
+        if summary != "{}":
+            version += ":" + _digest(summary)
         fresh_state.append(
             {
                 "shard_id": shard,
@@ -100,7 +116,12 @@ def refresh_index(
             pl.DataFrame(fresh_state, schema=SHARD_STATE_SCHEMA),
         ]
     ).sort("shard_id")
-    return IndexRefresh(samples.sort("shard_id", "sample_id"), shards, refreshed, removed, waiting)
+    finer_rows = None
+    if companion is not None:
+        kept = previous_companion.filter(~pl.col("shard_id").is_in(replaced))
+        finer_rows = pl.concat([kept, *companion_rows], how="vertical")
+        finer_rows = finer_rows.sort("shard_id", finer_rows.columns[0])
+    return IndexRefresh(samples.sort("shard_id", "sample_id"), shards, finer_rows, refreshed, removed, waiting)
 
 
 def _digest(text: str) -> str:

@@ -19,7 +19,7 @@ from curation_assets import registry
 from curation_assets.readers import ShardFile
 from curation_assets.recipe import RecipeView
 from curation_assets.scores import read_score_columns
-from curation_assets.table_spec import Scope, TableOutput, TableSpec
+from curation_assets.table_spec import TableOutput, TableSpec
 from curation_assets.table_store import TableStore
 
 # Progress lines of a long computation, at most this often (each is a row in Dagster's event log).
@@ -52,7 +52,7 @@ class ShardWork:
                 f"{self.table.qualified_name} reads {name} without declaring it; add it to its reads in registry.py"
             )
         spec = registry.table(self.table.kind, name)
-        return self.store.read(spec, self.shard_id if spec.scope is Scope.shard else None)
+        return self.store.read(spec, self.shard_id if spec.per_shard_files else None)
 
     def score_columns(self, columns: Iterable[str]) -> pl.DataFrame:
         """This shard's named score columns (each from the table the registry says holds it)."""
@@ -105,6 +105,7 @@ def computes(spec: TableSpec) -> Callable[[Compute], Compute]:
 COMPUTATION_MODULES = (
     "curation_assets.scoring.caption_tables",
     "curation_assets.scoring.text_tables",
+    "curation_assets.scoring.interleaved_tables",
     "curation_assets.recaption.run",
 )
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 class Scope(str, Enum):
     shard = "shard"  # one file per shard: <root>/<kind>/<name>/<shard id>.parquet, a Dagster partition each
     whole = "whole"  # one file over every shard: <root>/<kind>/<name>/<file name>
+    # One file per shard, all written by one global asset (a curated pool decided over every shard):
+    # <root>/<kind>/<name>/<shard id>.parquet, no partitions.
+    shard_files = "shard_files"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Column:
     dtype: pl.DataType | type[pl.DataType]
     description: str = ""
     analysed: bool = False  # a score worth a distribution in the analysis (and a filter bound)
+    nullable: bool = False  # may be null (coverage checks then only ask that the row is there)
 
     def accepts(self, dtype: pl.DataType) -> bool:
         if isinstance(self.dtype, type):
@@ -73,6 +77,15 @@ class TableSpec:
     key_columns: tuple[str, ...] = ("sample_id",)
     # Written alongside another table's asset (its companion), not by an asset of its own.
     written_by: str | None = None
+
+    @property
+    def per_shard_files(self) -> bool:
+        return self.scope in (Scope.shard, Scope.shard_files)
+
+    @property
+    def id_column(self) -> str:
+        """What one row stands for: sample_id (a pair, a document), image_id or sentence_id."""
+        return self.key_columns[0] if self.key_columns else "sample_id"
 
     def __post_init__(self) -> None:
         if (self.scope is Scope.whole) != (self.file_name is not None):

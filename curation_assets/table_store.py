@@ -17,7 +17,7 @@ import polars as pl
 from upath import UPath
 
 from curation_assets.storage import DataRoot, read_parquet, write_bytes_atomic, write_parquet_atomic
-from curation_assets.table_spec import Scope, TableSpec
+from curation_assets.table_spec import TableSpec
 
 
 class TableStore:
@@ -28,7 +28,7 @@ class TableStore:
         return self.root.root / spec.kind.value / spec.name
 
     def path(self, spec: TableSpec, shard_id: str | None = None) -> UPath:
-        if spec.scope is Scope.shard:
+        if spec.per_shard_files:
             if shard_id is None:
                 raise ValueError(f"{spec.qualified_name} is stored per shard: name the shard")
             return self.folder(spec) / f"{shard_id}.parquet"

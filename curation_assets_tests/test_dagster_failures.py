@@ -53,3 +53,48 @@ def test_a_shard_that_breaks_ingest_and_one_that_breaks_scoring_stop_nothing_els
     assert not index.filter(pl.col("shard_id").is_in([BROKEN_INGEST, BROKEN_SCORING])).height
     # Automation does not retry the failures in a loop: once the healthy shards are done, it is quiet.
     assert run_automation(instance, defs, log=lambda _: None) == []
+
+
+def test_one_poisoned_shard_of_each_kind_and_every_other_shard_reaches_the_curated_pools(
+    demo_root, instance, monkeypatch
+):
+    from curation_assets.sources import SourceKind
+    from curation_assets.table_store import TableStore
+
+    healthy = {"caption": "wds-00000.tar", "interleaved": "mmc4-00000.jsonl", "text": "web-00000.jsonl"}
+    poisoned = {"caption": "wds-00001.tar", "interleaved": "obelics-00000.parquet", "text": "web-00001.parquet"}
+    keep_only(demo_root, (*healthy.values(), *poisoned.values()))
+
+    # Caption and text: ingest breaks; interleaved: a model breaks on the shard's images.
+    def breaking_normalize(shard, on_progress=None):
+        if shard.shard_id in (poisoned["caption"], poisoned["text"]):
+            raise RuntimeError(f"a reader bug met {shard.shard_id}")
+        return normalize_shard(shard, on_progress)
+
+    real_images = shard_work.COMPUTES[registry.INTERLEAVED_IMAGE_EMBEDDINGS]
+
+    def breaking_images(work):
+        if work.shard_id == poisoned["interleaved"]:
+            raise RuntimeError("the model choked on this shard's images")
+        return real_images(work)
+
+    monkeypatch.setattr(ingest_module, "normalize_shard", breaking_normalize)
+    monkeypatch.setitem(shard_work.COMPUTES, registry.INTERLEAVED_IMAGE_EMBEDDINGS, breaking_images)
+    defs = build_definitions(str(demo_root), smoke_recipe(), **FAST_MODELS)
+    tick_shard_sensors(instance, defs, log=lambda _: None)
+    runs = run_automation(instance, defs, log=lambda _: None)
+
+    report = failure_report(instance, runs)
+    assert poisoned["caption"] in report and poisoned["text"] in report
+    store = TableStore(demo_root)
+    assert set(read_table(demo_root, "curated")["shard_id"]) == {healthy["caption"]}
+    for kind in (SourceKind.interleaved, SourceKind.text):
+        pool_spec = registry.table(kind, "curated")
+        pool = store.read(pool_spec, healthy[kind.value])
+        assert pool.height > 0, kind
+        assert not store.exists(pool_spec, poisoned[kind.value]), kind
+        indexed = store.read(registry.table(kind, "sample_shards"))["shard_id"].to_list()
+        assert indexed == [healthy[kind.value]], kind
+        decided = store.read(registry.table(kind, "filtered"))
+        assert set(decided["shard_id"]) == {healthy[kind.value]}
+    assert run_automation(instance, defs, log=lambda _: None) == []

@@ -26,6 +26,7 @@ OTHER_MEANINGS = {
     "clip_similarity": "column",
     "selected": "column of caption/selected",
     "dedup": "the drop rule of duplicates in filtered",
+    "text_hash": "column (text/text_hash holds it and three variants)",
     "recaptioned": "caption_source value",
     "curated": "a label in the demo summary",
 }
@@ -94,7 +95,7 @@ def downstream(recipe, names: set[str]) -> set[str]:
         children = {
             spec.qualified_name
             for spec in registry.TABLES
-            if any(f"{spec.kind.value}/{read}" in frontier for read in spec.reads_under(recipe))
+            if any(registry.read_spec(spec, read).qualified_name in frontier for read in spec.reads_under(recipe))
         }
         frontier = children - found - names
         found |= frontier

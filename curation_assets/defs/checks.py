@@ -109,8 +109,18 @@ def build_rows_accounted_check(kind: SourceKind):
     return rows_accounted_for
 
 
+def expected_ids(spec: TableSpec, normalized: pl.DataFrame) -> pl.Series:
+    """The ids a score table of a shard must hold: its valid samples, or their images or text elements."""
+    if spec.id_column == "sample_id":
+        return normalized["sample_id"]
+    from curation_assets.scoring.interleaved_tables import unit_ids
+
+    return unit_ids(spec.id_column, normalized)
+
+
 def build_coverage_check(spec: TableSpec):
-    """A score table must hold exactly one row per valid row of its shard, with every declared score set."""
+    """A score table must hold exactly one row per valid row (or image, or text element) of its shard,
+    with every declared score set."""
     normalized = registry.NORMALIZED[spec.kind]
 
     @asset_check(
@@ -118,7 +128,7 @@ def build_coverage_check(spec: TableSpec):
         asset=asset_key(spec),
         additional_deps=[asset_key(normalized)],
         partitions_def=SHARD_PARTITIONS[spec.kind],
-        description="Same sample ids as the shard's normalized table, no missing or NaN values.",
+        description=f"Same {spec.id_column}s as the shard's normalized table holds, no missing or NaN values.",
         blocking=True,
     )
     def covers_every_valid_row(context: AssetCheckExecutionContext, data_root: DataRootResource):
@@ -127,8 +137,9 @@ def build_coverage_check(spec: TableSpec):
             shard_id: coverage_problems(
                 shard_id,
                 store.read(spec, shard_id),
-                store.read(normalized, shard_id, ["sample_id"])["sample_id"],
-                [column.name for column in spec.all_columns],
+                expected_ids(spec, store.read(normalized, shard_id)),
+                [column.name for column in spec.all_columns if not column.nullable],
+                spec.id_column,
             )
             if store.exists(spec, shard_id)
             else f"{shard_id}: no table; its computation failed (the asset's failed_shards metadata says why)"
@@ -140,40 +151,8 @@ def build_coverage_check(spec: TableSpec):
 
 
 def build_selection_checks(recipe: Recipe) -> list:
-    filtered, samples = registry.FILTERED, registry.SAMPLES
+    filtered = registry.FILTERED
     bounds = recipe.checks.kept_fraction
-
-    @asset_check(
-        name="every_row_decided",
-        asset=asset_key(filtered),
-        additional_deps=[asset_key(samples)],
-        description="kept + dropped = every indexed pair, each once, and every drop has a rule and a value "
-        "(checked per shard).",
-        blocking=True,
-    )
-    def every_row_decided(data_root: DataRootResource) -> AssetCheckResult:
-        store = data_root.store()
-        decisions = store.read(filtered)
-        indexed = store.read(samples, columns=["sample_id", "shard_id"])
-        problems = [
-            problem
-            for (shard_id,), shard_rows in indexed.group_by("shard_id", maintain_order=True)
-            if (
-                problem := decision_problems(
-                    shard_id, decisions.filter(pl.col("shard_id") == shard_id), shard_rows["sample_id"]
-                )
-            )
-        ]
-        strays = decisions.join(indexed, on="sample_id", how="anti").height
-        if strays:
-            problems.append(f"{strays} decisions for pairs the index does not hold")
-        return AssetCheckResult(
-            passed=not problems,
-            description="; ".join(problems[:20])
-            or f"{decisions.height} pairs over {indexed['shard_id'].n_unique()} "
-            "shards, every one decided and explained",
-            metadata={"shards_with_problems": len(problems)},
-        )
 
     @asset_check(
         name="kept_fraction_within_bounds",
@@ -198,12 +177,60 @@ def build_selection_checks(recipe: Recipe) -> list:
             metadata={"shards_outside": outside.height, "shards": fractions.height},
         )
 
-    return [every_row_decided, kept_fraction_within_bounds]
+    return [kept_fraction_within_bounds]
+
+
+def build_decision_check(kind: SourceKind):
+    """Every row of the kind's index (a pair, a document) decided once, each drop explained; interleaved:
+    every image too."""
+    chain = registry.CHAINS[kind]
+    filtered, index, images = chain.filtered, chain.index, chain.indexed_images
+
+    @asset_check(
+        name="every_row_decided",
+        asset=asset_key(filtered),
+        additional_deps=[asset_key(index)],
+        description="kept + dropped = every indexed document (and image), each once, every drop with a rule and "
+        "a value (checked per shard).",
+        blocking=True,
+    )
+    def every_row_decided(data_root: DataRootResource) -> AssetCheckResult:
+        store = data_root.store()
+        levels = [(store.read(filtered), store.read(index, columns=["sample_id", "shard_id"]))]
+        if images is not None:
+            decided = store.read(chain.image_decisions).drop("sample_id")
+            indexed = store.read(images, columns=["image_id", "shard_id"])
+            levels.append((decided.rename({"image_id": "sample_id"}), indexed.rename({"image_id": "sample_id"})))
+        problems = [
+            problem
+            for decisions, indexed in levels
+            for (shard_id,), rows in indexed.group_by("shard_id", maintain_order=True)
+            if (
+                problem := decision_problems(
+                    shard_id, decisions.filter(pl.col("shard_id") == shard_id), rows["sample_id"]
+                )
+            )
+        ]
+        problems += [
+            f"{strays} decisions for rows the index does not hold"
+            for decisions, indexed in levels
+            if (strays := decisions.join(indexed, on="sample_id", how="anti").height)
+        ]
+        what = ["pairs" if kind is SourceKind.caption else "documents", "images"]
+        rows = " and ".join(f"{decisions.height} {what[n]}" for n, (decisions, _) in enumerate(levels))
+        return AssetCheckResult(
+            passed=not problems,
+            description="; ".join(problems[:20]) or f"{rows}, every one decided and explained",
+            metadata={"problems": len(problems)},
+        )
+
+    return every_row_decided
 
 
 def build_checks(recipe: Recipe) -> list:
     return [
         *(build_rows_accounted_check(kind) for kind in SourceKind),
-        *(build_coverage_check(spec) for spec in registry.SCORE_TABLES),
+        *(build_coverage_check(spec) for spec in registry.tables_in_use(recipe) if spec in registry.SCORE_TABLES),
         *build_selection_checks(recipe),
+        *(build_decision_check(kind) for kind in SourceKind),
     ]

@@ -36,6 +36,6 @@ SCORE_JOBS = {
 
 GLOBAL_JOB = define_asset_job(
     name="analyze_all_shards",
-    selection=AssetSelection.groups("caption_analysis"),
-    description="Recompute the score analysis (quantiles and histograms) over every shard.",
+    selection=AssetSelection.groups(*(f"{kind.value}_analysis" for kind in SourceKind)),
+    description="Recompute the score analysis (quantiles and histograms) of every kind over every shard.",
 )

@@ -32,8 +32,8 @@ GPU_POOL = "gpu"
 def asset_spec_kwargs(spec: TableSpec, recipe: Recipe) -> dict[str, Any]:
     """What every asset built from a table spec shares: key, deps, group, description, code version,
     and when automation runs it."""
-    reads = [registry.table(spec.kind, name) for name in spec.reads_under(recipe)]
-    reads_every_shard = spec.scope is Scope.whole and any(read.scope is Scope.shard for read in reads)
+    reads = [registry.read_spec(spec, name) for name in spec.reads_under(recipe)]
+    reads_every_shard = spec.scope is not Scope.shard and any(read.scope is Scope.shard for read in reads)
     return {
         "key": asset_key(spec),
         "deps": [asset_key(read) for read in reads],

@@ -65,7 +65,7 @@ def settle(instance, defs, log=lambda _: None) -> int:
     per run, then let automation run the rest. Setup for tests and benchmarks only; the path under
     test (a new shard: one ingest run, then what automation requests) is left to the caller.
     Returns the number of shards registered."""
-    from dagster import build_sensor_context
+    from dagster import SensorResult, build_sensor_context
 
     from curation_assets.defs.local_runner import (
         QUIET_RUN_CONFIG,
@@ -76,9 +76,13 @@ def settle(instance, defs, log=lambda _: None) -> int:
     )
     from curation_assets.local_run import apply_sensor_result
 
-    sensor = defs.resolve_sensor_def("new_caption_shards")
-    with build_sensor_context(instance=instance, resources=defs.resources) as context:
-        apply_sensor_result(instance, sensor(context))
+    # Every kind's sensor, as the daemon ticks them all: the other kinds record their (empty) shard sets.
+    for kind in ("caption", "interleaved", "text"):
+        sensor = defs.resolve_sensor_def(f"new_{kind}_shards")
+        with build_sensor_context(instance=instance, resources=defs.resources) as context:
+            result = sensor(context)
+            if isinstance(result, SensorResult):
+                apply_sensor_result(instance, result)
     keys = sorted(instance.get_dynamic_partitions("caption_shards"))
     order = {key: i for i, key in enumerate(keys)}
     ingest = defs.resolve_job_def("ingest_caption_shards")

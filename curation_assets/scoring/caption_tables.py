@@ -71,15 +71,9 @@ for _spec in (tables.ITM, tables.WATERMARK, tables.NSFW):
 
 @computes(tables.IMAGE_STATS)
 def image_stats_table(work: ShardWork) -> TableOutput:
-    frame = work.normalized.select(
-        "sample_id",
-        pl.col("image_width").alias("width"),
-        pl.col("image_height").alias("height"),
-        (pl.col("image_width") / pl.col("image_height")).cast(pl.Float32).alias("aspect_ratio"),
-        pl.col("image_num_bytes").alias("num_bytes"),
-        pl.col("image_format").alias("format"),
-        pl.col("image_mode").alias("mode"),
-    )
+    from curation_assets.scoring.interleaved import image_stats_columns
+
+    frame = work.normalized.select("sample_id", *image_stats_columns())
     return TableOutput(frame, "image header (ingest)")
 
 

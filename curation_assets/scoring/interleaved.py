@@ -76,17 +76,20 @@ def document_images(docs: pl.DataFrame) -> pl.DataFrame:
 
 def image_stats(images: pl.DataFrame) -> pl.DataFrame:
     """The image rules' size columns per image, named as the caption branch's image_stats table."""
-    return images.select(
-        "image_id",
-        "sample_id",
-        "image_index",
+    return images.select("image_id", "sample_id", "image_index", *image_stats_columns())
+
+
+def image_stats_columns() -> list[pl.Expr]:
+    """The image_stats table's columns from the image header columns ingest writes (caption rows and
+    a document's image rows alike)."""
+    return [
         pl.col("image_width").alias("width"),
         pl.col("image_height").alias("height"),
         (pl.col("image_width") / pl.col("image_height")).cast(pl.Float32).alias("aspect_ratio"),
         pl.col("image_num_bytes").alias("num_bytes"),
         pl.col("image_format").alias("format"),
         pl.col("image_mode").alias("mode"),
-    )
+    ]
 
 
 def document_sentences(docs: pl.DataFrame) -> pl.DataFrame:
@@ -148,6 +151,14 @@ def sentence_embeddings(sentences: pl.DataFrame, clip, batch_size: int = 256) ->
 
 # --- image-to-sentence similarity -----------------------------------------------------------------
 
+# Per document: the positions the matrix's rows (images) and columns (text elements) stand for.
+MATRIX_SCHEMA = {
+    "sample_id": pl.String,
+    "image_indices": pl.List(pl.Int32),
+    "text_indices": pl.List(pl.Int32),
+    "similarity_matrix": pl.List(pl.List(pl.Float32)),
+}
+
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     # Stored float16 embeddings drift from unit length; renormalise in float32 (as clip_similarity does).
@@ -186,12 +197,7 @@ def similarity_matrices(
         rows.append((sample, image_positions.tolist(), text_positions.tolist(), similarity.tolist()))
     return pl.DataFrame(
         rows,
-        schema={
-            "sample_id": pl.String,
-            "image_indices": pl.List(pl.Int32),
-            "text_indices": pl.List(pl.Int32),
-            "similarity_matrix": pl.List(pl.List(pl.Float32)),
-        },
+        schema=MATRIX_SCHEMA,
         orient="row",
     )
 
@@ -219,12 +225,7 @@ def shipped_similarity_matrices(docs: pl.DataFrame) -> pl.DataFrame:
         rows.append((sample, image_positions, text_positions, [matrix[row] for row in reading_order]))
     return pl.DataFrame(
         rows,
-        schema={
-            "sample_id": pl.String,
-            "image_indices": pl.List(pl.Int32),
-            "text_indices": pl.List(pl.Int32),
-            "similarity_matrix": pl.List(pl.List(pl.Float32)),
-        },
+        schema=MATRIX_SCHEMA,
         orient="row",
     )
 

@@ -56,6 +56,25 @@ def text_hashes(texts: Sequence[str | None], lowercase: bool = True, ignore_non_
     )
 
 
+# One hash column per combination of document_deduplicator's options, all stored per shard, so editing
+# the options re-runs only the global dedup, never a pass over every shard's text.
+HASH_COLUMNS = {
+    (True, False): "text_hash",
+    (False, False): "text_hash_cased",
+    (True, True): "text_hash_letters",
+    (False, True): "text_hash_cased_letters",
+}
+
+
+def hash_column(lowercase: bool, ignore_non_character: bool) -> str:
+    return HASH_COLUMNS[(lowercase, ignore_non_character)]
+
+
+def all_text_hashes(texts: Sequence[str | None]) -> pl.DataFrame:
+    """Every HASH_COLUMNS variant of each text's hash, one column each."""
+    return pl.DataFrame([text_hashes(texts, *options).rename(name) for options, name in HASH_COLUMNS.items()])
+
+
 def exact_text_pairs(hashes: Sequence[str | None] | pl.Series) -> Pairs:
     """Rows with the same text hash, each linked to the first row of its hash (a star, as for images)."""
     # exact_duplicate_pairs links rows by equal keys in its `image_sha256` column; the key here is the text's.
@@ -65,16 +84,17 @@ def exact_text_pairs(hashes: Sequence[str | None] | pl.Series) -> Pairs:
 def text_duplicate_pairs(
     frame: pl.DataFrame,
     *,
-    exact: bool,
+    exact: bool | str,
     minhash_threshold: float | None,
     semantic_epsilon: float | None,
     semantic_clusters: int = 100,
 ) -> dict[str, Pairs]:
-    """Pairs per method, in the order they are reported: "exact" (needs `text_hash`), "minhash"
+    """Pairs per method, in the order they are reported: "exact" (`text_hash`, or the hash column `exact`
+    names), "minhash"
     (`minhash`, Array(UInt32, num_perm)) and "semantic" (`text_embedding`); None turns a method off."""
     pairs: dict[str, Pairs] = {}
     if exact:
-        pairs["exact"] = exact_text_pairs(frame["text_hash"])
+        pairs["exact"] = exact_text_pairs(frame[exact if isinstance(exact, str) else "text_hash"])
     if minhash_threshold is not None:
         pairs["minhash"] = near_text_pairs(frame["minhash"].to_numpy(), minhash_threshold)
     if semantic_epsilon is not None:
