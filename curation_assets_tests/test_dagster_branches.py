@@ -204,3 +204,25 @@ def test_a_threshold_edit_reruns_only_the_branch_decisions(branches):
     assert {"text/selection_thresholds", "text/filtered", "interleaved/filtered"} <= ran <= DECISIONS
     decided = decisions_with_defects(root, TEXT)
     assert decided.filter(pl.col("defect") == "too_short")["kept"].all()  # text_length_filter is gone
+
+
+def test_dsir_over_the_kept_text_documents_reruns_only_the_selection_and_the_pool(branches, tmp_path):
+    from curation_assets.recipe import DsirSelector
+
+    root, instance = branches
+    target = tmp_path / "target.txt"
+    target.write_text("tomatoes basil compost seedlings garden soil watering pruning\n" * 20)
+    recipe = smoke_recipe()
+    dsir = recipe.text.selectors.model_copy(update={"dsir_selector": DsirSelector(target=str(target), fraction=0.5)})
+    edited = recipe.model_copy(update={"text": recipe.text.model_copy(update={"selectors": dsir})})
+    runs = run_automation(instance, build_definitions(str(root), edited, **FAST_MODELS), log=lambda _: None)
+    assert {asset for run in runs for asset in run.assets} == {"text/selected", "text/curated", "text/curated_manifest"}
+    store = TableStore(root)
+    selected = store.read(registry.TEXT_SELECTED)
+    kept = store.read(registry.TEXT_FILTERED).filter("kept")
+    assert selected.height == kept.height and selected["selected"].sum() == round(0.5 * kept.height)
+    assert set(selected.filter(~pl.col("selected"))["dropped_by"]) == {"dsir_selector"}
+    pool = pl.concat([store.read(registry.TEXT_CURATED, shard) for shard in store_shards(root, TEXT)])
+    assert set(pool["sample_id"]) == set(selected.filter("selected")["sample_id"])
+    manifest = store.read(registry.TEXT_MANIFEST)
+    assert manifest.height == pool.height and (manifest["repeat"] == 1).all()

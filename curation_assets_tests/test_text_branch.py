@@ -237,3 +237,23 @@ def test_perplexity_fails_fast_naming_the_recipe_field(tmp_path, monkeypatch):
 
 def test_ccnet_normalisation_folds_case_accents_digits_and_punctuation():
     assert ccnet_normalize("  Café — 2024: «Très» bien… ") == 'cafe  -  0000: "tres" bien...'
+
+
+def test_the_perplexity_table_exists_only_when_a_filter_reads_it_and_needs_the_users_model(tmp_path):
+    from pydantic import ValidationError
+
+    from curation_assets import registry
+    from curation_assets.recipe import Recipe
+
+    plain = Recipe()
+    assert registry.TEXT_PERPLEXITY not in registry.tables_in_use(plain)
+    assert "text_perplexity" not in registry.TEXT_SAMPLES.reads_under(plain)
+    filters = [*Text().filters, {"perplexity_filter": {"max_ppl": 1500}}]
+    with pytest.raises(ValidationError, match="models.perplexity.model"):
+        Recipe.model_validate({"text": {"filters": filters}})
+    model = tmp_path / "lm.arpa"
+    model.write_text("\\data\\\n")
+    recipe = Recipe.model_validate({"text": {"filters": filters}, "models": {"perplexity": {"model": str(model)}}})
+    assert registry.TEXT_PERPLEXITY in registry.tables_in_use(recipe)
+    assert "text_perplexity" in registry.TEXT_SAMPLES.reads_under(recipe)
+    assert registry.table_of_column(registry.TEXT, "perplexity") is registry.TEXT_PERPLEXITY
