@@ -99,3 +99,8 @@ def content_version(frame: pl.DataFrame, columns: Sequence[str] | None = None) -
         return hashlib.sha256(b"").hexdigest()[:24]
     rows = sorted(frame.select(columns).write_ndjson().splitlines())
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:24]
+
+
+def payload_version(payload: Any) -> str:
+    """A version of a JSON-able payload (resolved thresholds, a list of versions): equal content, equal version."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]

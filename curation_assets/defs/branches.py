@@ -4,10 +4,6 @@ branch's, they read the kind's sample index, never a model, so a threshold edit 
 re-runs only these. The logic is selection/branch_decisions.py; these bodies read, call, write and
 report."""
 
-import hashlib
-import json
-
-import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
@@ -15,6 +11,7 @@ from curation_assets import registry
 from curation_assets.defs.metadata import markdown_table
 from curation_assets.defs.partitions import shard_ids
 from curation_assets.defs.resources import DataRootResource
+from curation_assets.defs.selection import embeddings_of
 from curation_assets.defs.shard_assets import asset_spec_kwargs
 from curation_assets.recipe import Recipe
 from curation_assets.report import filter_funnel, quarantine_funnel, score_panels
@@ -26,13 +23,9 @@ from curation_assets.selection.filters import ResolvedRule
 from curation_assets.selection.interleaved_rules import curated_documents, images_left
 from curation_assets.selection.thresholds import from_payload, percentile_columns, resolve_thresholds, to_payload
 from curation_assets.sources import SourceKind
-from curation_assets.table_store import TableStore, content_version
+from curation_assets.table_store import TableStore, content_version, payload_version
 
 TEXT, INTERLEAVED = SourceKind.text, SourceKind.interleaved
-
-
-def _json_version(payload) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def _rule_levels(recipe: Recipe, kind: SourceKind) -> dict[str, list]:
@@ -48,15 +41,7 @@ def _level_scores(store: TableStore, kind: SourceKind, level: str, columns, reas
         images = store.read(registry.CHAINS[INTERLEAVED].indexed_images)
         return decisions.judged_images(images, reassign)
     index = registry.CHAINS[kind].index
-    documents = store.read(index, columns=[c for c in columns if c in index.column_names or c == "sample_id"])
-    if kind is INTERLEAVED and store.exists(registry.CHAINS[INTERLEAVED].image_decisions):
-        # What the image rules left, which document rules read (known once images are decided).
-        counts = store.read(index, columns=["sample_id", "num_images"])
-        left = images_left(
-            counts, store.read(registry.CHAINS[INTERLEAVED].image_decisions, columns=["sample_id", "kept"])
-        )
-        documents = documents.join(left, on="sample_id", how="left")
-    return documents
+    return store.read(index, columns=[c for c in columns if c in index.column_names or c == "sample_id"])
 
 
 def read_rules(store: TableStore, kind: SourceKind) -> dict[str, list[ResolvedRule]]:
@@ -80,7 +65,7 @@ def build_thresholds_asset(recipe: Recipe, kind: SourceKind):
         path = store.write_json(spec, {"rules": rules, "recipe": recipe.source})
         shown = pl.DataFrame([{"level": level, **rule} for level, found in rules.items() for rule in found])
         return MaterializeResult(
-            data_version=DataVersion(_json_version(rules)),
+            data_version=DataVersion(payload_version(rules)),
             metadata={"rules": MetadataValue.md(markdown_table(shown, rows=50)), "path": MetadataValue.path(str(path))},
         )
 
@@ -101,11 +86,10 @@ def build_dedup_asset(recipe: Recipe, kind: SourceKind):
             )
             embeddings = None
             if recipe.text.dedup.semantic_deduplicator:
-                stored = store.read_shards(
-                    registry.TEXT_EMBEDDING, shard_ids(context, TEXT), ["sample_id", "text_embedding"]
+                shards = shard_ids(context, TEXT)
+                embeddings = embeddings_of(
+                    store, shards, samples["sample_id"], registry.TEXT_EMBEDDING, "text_embedding"
                 )
-                joined = samples.select("sample_id").join(stored, on="sample_id", how="left")
-                embeddings = joined["text_embedding"].to_numpy().astype(np.float32)
             members = decisions.text_duplicates(samples, recipe.text.dedup, embeddings)
         else:
             caption_images = None
@@ -132,9 +116,8 @@ def build_dedup_asset(recipe: Recipe, kind: SourceKind):
     return dedup
 
 
-def _decide(store: TableStore, kind: SourceKind, recipe: Recipe):
+def _decide(store: TableStore, kind: SourceKind, recipe: Recipe, rules: dict[str, list[ResolvedRule]]):
     """(document decisions, image decisions or None), exactly as kind/filtered stores them."""
-    rules = read_rules(store, kind)
     duplicates = store.read(registry.CHAINS[kind].dedup)
     documents = store.read(registry.CHAINS[kind].index)
     if kind is TEXT:
@@ -151,10 +134,10 @@ def build_filtered_asset(recipe: Recipe, kind: SourceKind):
     @asset(**asset_spec_kwargs(spec, recipe), kinds={"polars", "parquet"})
     def filtered(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
         store = data_root.store()
-        documents, images = _decide(store, kind, recipe)
+        rules = read_rules(store, kind)
+        documents, images = _decide(store, kind, recipe, rules)
         store.write(spec, documents)
         kept = int(documents["kept"].sum())
-        rules = read_rules(store, kind)
         funnel, per_shard = filter_funnel(documents, rules["documents"])
         metadata = {
             "dagster/row_count": documents.height,  # every document is decided here, kept or not
@@ -219,11 +202,11 @@ def build_curated_asset(recipe: Recipe, kind: SourceKind):
         store = data_root.store()
         if kind is TEXT:
             chosen = store.read(registry.TEXT_SELECTED, columns=["sample_id", "shard_id", "selected"])
-            chosen = chosen.filter("selected")
+            by_shard = chosen.filter("selected").partition_by("shard_id", as_dict=True)
         else:
-            documents = store.read(registry.INTERLEAVED_FILTERED)
-            images = store.read(registry.CHAINS[INTERLEAVED].image_decisions)
-            chosen = documents.filter("kept")
+            documents = store.read(registry.INTERLEAVED_FILTERED).partition_by("shard_id", as_dict=True)
+            all_images = store.read(registry.CHAINS[INTERLEAVED].image_decisions)
+            images, no_images = all_images.partition_by("shard_id", as_dict=True), all_images.clear()
         counts, versions = [], []
         # Every indexed shard gets its file (empty when nothing of it was kept); a shard that left the
         # index (removed, or failing until it is fixed) loses it.
@@ -231,18 +214,21 @@ def build_curated_asset(recipe: Recipe, kind: SourceKind):
         for shard in indexed:
             rows = store.read(registry.NORMALIZED[kind], shard)
             if kind is TEXT:
-                pool = rows.filter(pl.col("sample_id").is_in(chosen["sample_id"].implode()))
+                ids = by_shard[(shard,)]["sample_id"] if (shard,) in by_shard else pl.Series([], dtype=pl.String)
+                pool = rows.filter(pl.col("sample_id").is_in(ids.implode()))
+            elif (shard,) not in documents:  # every row of the shard was quarantined
+                pool = rows.clear().with_columns(pl.lit(None, pl.Int32).alias("num_images_dropped"))
             else:
-                in_shard = pl.col("shard_id") == shard
-                matched = images.filter(in_shard).select("image_id", "matched_text_index") if reassign else None
-                pool = curated_documents(rows, images.filter(in_shard), documents.filter(in_shard), matched)
+                judged = images.get((shard,), no_images)
+                matched = judged.select("image_id", "matched_text_index") if reassign else None
+                pool = curated_documents(rows, judged, documents[(shard,)], matched)
             store.write(spec, pool.select("sample_id", *spec.column_names), shard)
             counts.append({"shard": shard, "documents": pool.height})
             versions.append(content_version(pool, ["sample_id", "texts"] if kind is INTERLEAVED else ["sample_id"]))
         _remove_others(store, spec, indexed)
         total = sum(row["documents"] for row in counts)
         return MaterializeResult(
-            data_version=DataVersion(_json_version(sorted(versions))),
+            data_version=DataVersion(payload_version(sorted(versions))),
             metadata={
                 "dagster/row_count": total,
                 "by_shard": MetadataValue.md(markdown_table(pl.DataFrame(counts), rows=50)),
@@ -285,23 +271,17 @@ def build_manifest_asset(recipe: Recipe, kind: SourceKind):
 
 def build_analysis_asset(recipe: Recipe, kind: SourceKind):
     spec = registry.CHAINS[kind].analysis
-    index = registry.CHAINS[kind].index
     reassign = recipe.interleaved.reassign_images
-    levels = {
-        "documents": [
-            c for s in registry.analysed_columns(kind) for c in s.analysed_columns if c in index.column_names
-        ],
-    }
-    if kind is INTERLEAVED:
+    chain = registry.CHAINS[kind]
+    analysed = [column for columns in registry.analysed_columns(kind).values() for column in columns]
+    documents_columns = [column for column in analysed if column in chain.index.column_names]
+    if kind is TEXT:
+        levels = {"documents": documents_columns}
+    else:  # images first, with the similarity their rules read; documents with what the images left
+        images_columns = [column for column in analysed if column in chain.indexed_images.column_names]
         levels = {
-            "images": [
-                c
-                for s in registry.analysed_columns(kind)
-                for c in s.analysed_columns
-                if c in registry.CHAINS[INTERLEAVED].indexed_images.column_names
-            ]
-            + ["clip_similarity"],
-            "documents": [*levels["documents"], "num_images_kept", "image_drop_ratio"],
+            "images": [*images_columns, "clip_similarity"],
+            "documents": [*documents_columns, "num_images_kept", "image_drop_ratio"],
         }
 
     @asset(**asset_spec_kwargs(spec, recipe), kinds={"polars", "svg"})
@@ -311,8 +291,13 @@ def build_analysis_asset(recipe: Recipe, kind: SourceKind):
         documents, images = _stored_decisions(store, kind)
         metadata, summaries = {}, []
         for level, columns in levels.items():
-            read = dict.fromkeys(["sample_id", "shard_id", *columns, *(rule.column for rule in rules[level])])
+            counted = ["num_images"] if images is not None else []
+            read = dict.fromkeys(["sample_id", "shard_id", *counted, *columns, *(rule.column for rule in rules[level])])
             scores = _level_scores(store, kind, level, list(read), reassign)
+            if level == "documents" and images is not None:
+                # What the image rules left, which the document rules read (known once images are decided).
+                left = images_left(scores.select("sample_id", "num_images"), images)
+                scores = scores.join(left, on="sample_id", how="left")
             summary = score_summary(scores, columns).with_columns(pl.lit(level).alias("level"))
             summaries.append(summary)
             prefix = "image " if level == "images" else ""

@@ -7,9 +7,6 @@ a re-run that decides the same leaves everything downstream fresh. The decisions
 (selection/); these bodies read, call, write and report.
 """
 
-import hashlib
-import json
-
 import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
@@ -23,18 +20,26 @@ from curation_assets.recipe import Recipe
 from curation_assets.report import ShardImages, bound_examples, duplicate_groups_panel, filter_funnel
 from curation_assets.selection.decisions import CAPTION_RANK_BY, decide_samples, filter_columns
 from curation_assets.selection.thresholds import from_payload, percentile_columns, resolve_thresholds, to_payload
-from curation_assets.table_store import TableStore, content_version
+from curation_assets.table_spec import TableSpec
+from curation_assets.table_store import TableStore, content_version, payload_version
 
 CAPTION = registry.CAPTION
 SAMPLES, THRESHOLDS, DEDUP = registry.SAMPLES, registry.SELECTION_THRESHOLDS, registry.DEDUP
 FILTERED, SELECTED = registry.FILTERED, registry.SELECTED
 
 
-def embeddings_of(store: TableStore, shards: list[str], sample_ids: pl.Series) -> np.ndarray:
-    """The stored CLIP image embeddings of these samples, in their order (semantic dedup, coreset)."""
-    stored = store.read_shards(registry.CLIP_EMBEDDINGS, shards, ["sample_id", "image_embedding"])
+def embeddings_of(
+    store: TableStore,
+    shards: list[str],
+    sample_ids: pl.Series,
+    spec: TableSpec = registry.CLIP_EMBEDDINGS,
+    column: str = "image_embedding",
+) -> np.ndarray:
+    """The stored embeddings of these samples, in their order (semantic dedup, coreset): CLIP image
+    embeddings unless another per-shard table and column are named."""
+    stored = store.read_shards(spec, shards, ["sample_id", column])
     joined = pl.DataFrame({"sample_id": sample_ids}).join(stored, on="sample_id", how="left")
-    return joined["image_embedding"].to_numpy().astype(np.float32)
+    return joined[column].to_numpy().astype(np.float32)
 
 
 def build_thresholds_asset(recipe: Recipe):
@@ -49,7 +54,7 @@ def build_thresholds_asset(recipe: Recipe):
         path = store.write_json(THRESHOLDS, {"rules": rules, "recipe": recipe.source})
         table = pl.DataFrame(rules) if rules else pl.DataFrame({"op": []})
         return MaterializeResult(
-            data_version=DataVersion(hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:24]),
+            data_version=DataVersion(payload_version(rules)),
             metadata={"rules": MetadataValue.md(markdown_table(table, rows=50)), "path": MetadataValue.path(str(path))},
         )
 

@@ -134,6 +134,7 @@ def decide_interleaved(
     with_caption = image_groups.filter(
         pl.col("group_id").str.starts_with(CAPTION_PREFIX) | pl.col("duplicate_of").str.starts_with(CAPTION_PREFIX)
     )
+    # Images are decided by the same function as samples (rules, then the best passing member of a group).
     as_samples = images.rename({"sample_id": "document_id", "image_id": "sample_id"})
     verdicts = decide_samples(
         as_samples, image_rules, image_groups.join(with_caption, on="sample_id", how="anti"), rank_by=IMAGE_RANK_BY
