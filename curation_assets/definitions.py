@@ -19,6 +19,7 @@ from curation_assets.defs.checks import build_checks  # noqa: E402
 from curation_assets.defs.curated import build_curated_assets  # noqa: E402
 from curation_assets.defs.ingest import build_ingest_assets  # noqa: E402
 from curation_assets.defs.jobs import GLOBAL_JOB, INGEST_JOBS, SCORE_JOBS  # noqa: E402
+from curation_assets.defs.mix import build_mix_assets  # noqa: E402
 from curation_assets.defs.models import model_resources  # noqa: E402
 from curation_assets.defs.raw import RAW_SHARDS, SHARD_SETS  # noqa: E402
 from curation_assets.defs.reaper import reap_dead_runs_sensor  # noqa: E402
@@ -49,6 +50,7 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
             build_analysis_asset(recipe),
             *build_selection_assets(recipe),
             *build_curated_assets(recipe),
+            *build_mix_assets(recipe),
         ],
         asset_checks=build_checks(recipe),
         jobs=[*INGEST_JOBS.values(), *SCORE_JOBS.values(), GLOBAL_JOB],

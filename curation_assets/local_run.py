@@ -148,7 +148,32 @@ def summarize_outputs(store: TableStore) -> str:
         )
     analyses = [str(store.path(chain.analysis)) for chain in registry.CHAINS.values()]
     lines.append(f"  score quantiles: {', '.join(analyses)}")
+    lines += summarize_mix(store)
     return "\n".join(lines)
+
+
+def summarize_mix(store: TableStore) -> list[str]:
+    """The mix (target vs realized shares, short pools) and where each export is."""
+    if not store.exists(registry.MIX_REPORT):
+        return ["  mix: not made yet (materialize mix/mix)"]
+    report = store.read_json(registry.MIX_REPORT)
+    unit = report["unit"]
+    shares = ", ".join(
+        f"{kind} {row[f'realized_share_{unit}'] or 0:.1%} (target {row['target_share']:.1%}, {row['samples']} rows, "
+        f"{row['unique_samples']} unique)"
+        for kind, row in report["kinds"].items()
+    )
+    lines = [f"  mix: {report['totals']['samples']} rows in {unit}: {shares}; {store.path(registry.MIX_TABLE)}"]
+    lines += [f"    warning: {warning}" for warning in report["warnings"]]
+    if not store.exists(registry.EXPORTS):
+        return [*lines, "  exports: not made yet (materialize mix/exports)"]
+    index = store.read_json(registry.EXPORTS)
+    lines.append(f"  exports under {store.folder(registry.EXPORTS)}:")
+    for name, export in index["exports"].items():
+        files = export["files"]
+        shown = files[0] if len(files) == 1 else f"{files[0]} ... ({len(files)} files)"
+        lines.append(f"    {name:<12} {export['counts'].get('samples', 0):>5} samples  {shown}")
+    return lines
 
 
 def _shard_tables(store: TableStore, spec: TableSpec):

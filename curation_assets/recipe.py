@@ -21,6 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from curation_assets.exports.spec import Exports
+from curation_assets.mix.spec import Mix
 from curation_assets.readers.limits import IngestLimits
 from curation_assets.scoring.language_id import LanguageIdModel
 from curation_assets.scoring.perplexity import PerplexityModel
@@ -374,7 +376,6 @@ class Interleaved(RecipeSection):
         "before that sentence in the curated document",
     )
     dedup: InterleavedDedup = Field(default_factory=InterleavedDedup, description="dedup across all shards")
-    repeat: int = Field(default=1, ge=1, le=100, description="times the curated interleaved pool enters the mix")
 
     _images = field_validator("image_filters")(
         classmethod(lambda cls, value: check_columns(value, IMAGE_COLUMNS, "images of interleaved documents"))
@@ -423,15 +424,10 @@ class Text(RecipeSection):
     )
     dedup: TextDedup = Field(default_factory=TextDedup, description="dedup across all shards")
     selectors: TextSelectors = Field(default_factory=TextSelectors, description="global, over what the filters keep")
-    repeat: int = Field(default=1, ge=1, le=100, description="times the curated text pool enters the mix")
 
     _columns = field_validator("filters")(
         classmethod(lambda cls, value: check_columns(value, TEXT_COLUMNS, "text documents"))
     )
-
-
-class Curated(RecipeSection):
-    repeat: int = Field(default=1, ge=1, le=100, description="times the curated caption pool enters the mix")
 
 
 class Recipe(RecipeSection):
@@ -445,13 +441,46 @@ class Recipe(RecipeSection):
     dedup: Dedup = Dedup()
     selectors: Selectors = Selectors()
     recaption: Recaption = Recaption()
-    curated: Curated = Curated()
     interleaved: Interleaved = Field(
         default_factory=Interleaved, description="interleaved documents: image and document rules"
     )
     text: Text = Field(default_factory=Text, description="text-only documents: Data-Juicer text filters, dedup, DSIR")
+    mix: Mix = Field(default_factory=Mix, description="the pretraining mix across kinds (MM1's 5:5:1 by default)")
+    exports: Exports = Field(default_factory=Exports, description="the formats the mix is written in for trainers")
     checks: Checks = Checks()
     source: str = Field(default="<defaults>", exclude=True, description="where the recipe was loaded from")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _repeat_moved_to_the_mix(cls, data: Any) -> Any:
+        # Recipes written before the mix existed said how often each pool enters it here.
+        if not isinstance(data, dict):
+            return data
+        moved = [
+            f"{section}.repeat ({kind})"
+            for section, kind in (("curated", "caption"), ("interleaved", "interleaved"), ("text", "text"))
+            if isinstance(data.get(section), dict) and "repeat" in data[section]
+        ]
+        if moved:
+            raise ValueError(
+                f"{', '.join(moved)} moved to the mix: set mix.max_repeat per kind instead (e.g. "
+                "mix: {max_repeat: {caption: 2}}); the mix repeats a pool up to that many times as its ratio needs"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _mix_weights_are_indexed_scores(self):
+        from curation_assets import registry  # the registry reads recipes; it is imported only when checking
+
+        for kind, column in self.mix.weight_by.items():
+            index = registry.CHAINS[kind].index
+            scores = [name for name in index.column_names if name in registry.column_tables(kind)]
+            if column not in scores:
+                raise ValueError(
+                    f"mix.weight_by.{kind.value} is {column!r}, which is not a score the {kind.value} index holds; "
+                    f"choose one of {', '.join(scores)}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _perplexity_model_given(self):

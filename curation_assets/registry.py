@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from curation_assets.sources import SourceKind
-from curation_assets.table_spec import Column, Scope, TableSpec
+from curation_assets.table_spec import Column, Product, Scope, TableSpec
 
 if TYPE_CHECKING:
     from curation_assets.recipe import Recipe
@@ -385,22 +385,6 @@ def _index_shards(kind: SourceKind) -> TableSpec:
     )
 
 
-def _manifest(kind: SourceKind, what: str) -> TableSpec:
-    return TableSpec(
-        kind,
-        "curated_manifest",
-        f"Every curated {what} with its mix weight: the recipe's {kind.value}.repeat, the number of times it enters "
-        "the pretraining mix.",
-        (Column("shard_id", pl.String), Column("repeat", pl.Int32)),
-        scope=Scope.whole,
-        file_name="manifest.parquet",
-        reads=("curated",),
-        recipe_sections=(f"{kind.value}.repeat",),
-        group="curated",
-        content_versioned=True,
-    )
-
-
 def _decided(kind: SourceKind, what: str, **options) -> TableSpec:
     return TableSpec(
         kind,
@@ -564,20 +548,6 @@ CURATED = TableSpec(
     group="curated",
     content_versioned=True,
 )
-CURATED_MANIFEST = TableSpec(
-    CAPTION,
-    "curated_manifest",
-    "Every curated caption pair with its mix weight: the recipe's curated.repeat, the number of times the pair "
-    "enters the pretraining mix.",
-    (Column("shard_id", pl.String), Column("caption_source", pl.String), Column("repeat", pl.Int32)),
-    scope=Scope.whole,
-    file_name="manifest.parquet",
-    reads=("curated",),
-    recipe_sections=("curated",),
-    group="curated",
-    content_versioned=True,
-)
-
 # --- the global chain of the text and interleaved branches ------------------------------------------
 # As the caption branch's: an index refreshed per shard, thresholds, dedup, decisions, the curated pool
 # (one file per shard) and its manifest. Only these re-run for a threshold edit or a new shard.
@@ -677,7 +647,6 @@ TEXT_CURATED = TableSpec(
     group="curated",
     content_versioned=True,
 )
-TEXT_MANIFEST = _manifest(TEXT, "text document")
 TEXT_ANALYSIS = _analysis(TEXT, "text document", ("sample_index", "selection_thresholds", "filtered"))
 
 INTERLEAVED_SAMPLES = TableSpec(
@@ -801,9 +770,85 @@ INTERLEAVED_CURATED = TableSpec(
     group="curated",
     content_versioned=True,
 )
-INTERLEAVED_MANIFEST = _manifest(INTERLEAVED, "interleaved document")
 INTERLEAVED_ANALYSIS = _analysis(
     INTERLEAVED, "document and image", ("sample_index", "selection_thresholds", "filtered")
+)
+
+# --- the mix and its exports (global, over every kind's curated pool) ------------------------------------
+
+MIX = Product.mix
+CURATED_POOLS = tuple(f"{kind.value}/curated" for kind in SourceKind)
+
+
+def _weighting_indexes(recipe: Recipe) -> tuple[str, ...]:
+    """The sample indexes holding the scores `mix.weight_by` samples by."""
+    return tuple(f"{kind.value}/sample_index" for kind in recipe.mix.weight_by)
+
+
+TOKEN_COUNTS = TableSpec(
+    MIX,
+    "token_counts",
+    "Tokens of every curated sample in the trainer's tokenizer: text tokens plus mix.image_tokens per image. "
+    "A sample is counted once and keeps its count while its text and the tokenizer stay the same.",
+    (
+        Column("kind", pl.String),
+        Column("text_tokens", pl.Int64),
+        Column("num_images", pl.Int32),
+        Column("tokens", pl.Int64, "text tokens + num_images x mix.image_tokens"),
+        Column("content_hash", pl.String, "hash of the text that was counted"),
+        Column("counted_with", pl.String, "the tokenizer and image cost the count was made with"),
+    ),
+    scope=Scope.whole,
+    file_name="token_counts.parquet",
+    reads=CURATED_POOLS,
+    recipe_sections=("models.profile", "mix.tokenizer", "mix.image_tokens"),
+    group="mix",
+    content_versioned=True,
+)
+MIX_TABLE = TableSpec(
+    MIX,
+    "mix",
+    "The pretraining mix: one row per sample drawn (kind, source shard, repeat index, tokens) at the recipe's "
+    "ratio (MM1's caption 5 : interleaved 5 : text 1 by default), by a seeded draw that a new shard only "
+    "changes by what its rows displace.",
+    (
+        Column("kind", pl.String),
+        Column("shard_id", pl.String),
+        Column("repeat_index", pl.Int32, "0 for a sample's first appearance, 1 for its first repeat, ..."),
+        Column("tokens", pl.Int64),
+    ),
+    scope=Scope.whole,
+    file_name="mix.parquet",
+    reads=(*CURATED_POOLS, "mix/token_counts"),
+    recipe_reads=_weighting_indexes,
+    recipe_sections=("mix",),
+    group="mix",
+    content_versioned=True,
+)
+MIX_REPORT = TableSpec(
+    MIX,
+    "mix_report",
+    "Target vs realized shares in samples and tokens, counts and repeats per kind, short pools.",
+    (),
+    scope=Scope.whole,
+    file_name="report.json",
+    group="mix",
+    key_columns=(),
+    written_by="mix",
+)
+EXPORTS = TableSpec(
+    MIX,
+    "exports",
+    "The mix as trainers read it: LLaVA / Mini-Gemini stage-1 json with its image folder, WebDataset tars, "
+    "interleaved parquet, text shards and Data-Juicer jsonl, each with a manifest of counts and sha256.",
+    (),
+    scope=Scope.whole,
+    file_name="exports.json",
+    reads=("mix/mix", *CURATED_POOLS, "caption/sample_index"),
+    recipe_sections=("exports",),
+    group="exports",
+    key_columns=(),
+    content_versioned=True,
 )
 
 TEXT_SCORE_TABLES = (TEXT_STATS, TEXT_QUALITY, TEXT_HASH, TEXT_MINHASH, TEXT_EMBEDDING, TEXT_PERPLEXITY)
@@ -834,7 +879,6 @@ TABLES: tuple[TableSpec, ...] = (
     FILTERED,
     SELECTED,
     CURATED,
-    CURATED_MANIFEST,
     TEXT_SAMPLES,
     TEXT_SAMPLE_SHARDS,
     TEXT_THRESHOLDS,
@@ -842,7 +886,6 @@ TABLES: tuple[TableSpec, ...] = (
     TEXT_FILTERED,
     TEXT_SELECTED,
     TEXT_CURATED,
-    TEXT_MANIFEST,
     TEXT_ANALYSIS,
     INTERLEAVED_SAMPLES,
     INTERLEAVED_IMAGES,
@@ -852,8 +895,11 @@ TABLES: tuple[TableSpec, ...] = (
     INTERLEAVED_FILTERED,
     INTERLEAVED_IMAGE_DECISIONS,
     INTERLEAVED_CURATED,
-    INTERLEAVED_MANIFEST,
     INTERLEAVED_ANALYSIS,
+    TOKEN_COUNTS,
+    MIX_TABLE,
+    MIX_REPORT,
+    EXPORTS,
 )
 
 
@@ -868,7 +914,6 @@ class Chain:
     filtered: TableSpec
     selected: TableSpec | None
     curated: TableSpec
-    manifest: TableSpec
     analysis: TableSpec
     indexed_images: TableSpec | None = None  # interleaved: every image of the indexed documents
     image_decisions: TableSpec | None = None  # interleaved: every image kept or dropped
@@ -886,7 +931,6 @@ def _chain(kind: SourceKind) -> Chain:
         filtered=named("filtered"),
         selected=named("selected"),  # interleaved documents have no selectors yet: the pool is what is kept
         curated=named("curated"),
-        manifest=named("curated_manifest"),
         analysis=named("score_analysis"),
         indexed_images=named("indexed_images"),
         image_decisions=named("image_decisions"),
@@ -899,7 +943,15 @@ if len(_BY_NAME) != len(TABLES):
 CHAINS: dict[SourceKind, Chain] = {kind: _chain(kind) for kind in SourceKind}
 
 
-def table(kind: SourceKind, name: str) -> TableSpec:
+def namespace(value: str) -> SourceKind | Product:
+    """`caption`, `interleaved`, `text` or `mix`: the first part of a table's qualified name."""
+    for kinds in (SourceKind, Product):
+        if value in kinds.__members__:
+            return kinds(value)
+    raise KeyError(f"no tables under {value!r}; known: caption, interleaved, text, mix")
+
+
+def table(kind: SourceKind | Product, name: str) -> TableSpec:
     try:
         return _BY_NAME[(kind, name)]
     except KeyError:
@@ -911,7 +963,7 @@ def read_spec(spec: TableSpec, name: str) -> TableSpec:
     """A table `spec` reads: `name` of its own kind, or `<kind>/<name>` of another."""
     if "/" in name:
         kind, _, own = name.partition("/")
-        return table(SourceKind(kind), own)
+        return table(namespace(kind), own)
     return table(spec.kind, name)
 
 

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from curation_assets.recipe import Recipe
 
 
+class Product(str, Enum):
+    """What is made of every kind at once, under its own key prefix: `mix/mix`, `mix/exports`."""
+
+    mix = "mix"
+
+
 class Scope(str, Enum):
     shard = "shard"  # one file per shard: <root>/<kind>/<name>/<shard id>.parquet, a Dagster partition each
     whole = "whole"  # one file over every shard: <root>/<kind>/<name>/<file name>
@@ -54,7 +60,7 @@ PROVENANCE = (
 
 @dataclass(frozen=True)
 class TableSpec:
-    kind: SourceKind
+    kind: SourceKind | Product
     name: str  # the stage: asset key <kind>/<name>, folder <root>/<kind>/<name>/
     description: str  # one sentence; it becomes the asset's description in the UI
     columns: tuple[Column, ...]  # the table's own columns, besides sample_id (per-shard tables)

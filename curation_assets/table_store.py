@@ -79,7 +79,9 @@ class TableStore:
         if spec.file_name is None or not spec.file_name.endswith(".json"):
             raise ValueError(f"{spec.qualified_name} is not stored as json")
         path = self.path(spec)
-        write_bytes_atomic(json.dumps(payload, indent=2, sort_keys=True).encode(), path)
+        data = json.dumps(payload, indent=2, sort_keys=True).encode()
+        if not (path.exists() and path.read_bytes() == data):  # the same payload leaves the file alone
+            write_bytes_atomic(data, path)
         return path
 
     def read_json(self, spec: TableSpec) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from curation_assets.demo.generate import generate_demo_data
-from curation_assets_tests.helpers import FAST_MODELS, keep_only, private_copy, smoke_recipe
+from curation_assets_tests.helpers import BRANCH_SHARDS, FAST_MODELS, keep_only, private_copy, smoke_recipe
 
 
 @pytest.fixture(scope="session")
@@ -67,4 +67,33 @@ def settled_template(demo_template, tmp_path_factory):
 def settled(settled_template, tmp_path):
     """(data root, instance) of a private copy of the settled pipeline."""
     with private_copy(settled_template, tmp_path) as copy:
+        yield copy
+
+
+@pytest.fixture(scope="session")
+def branches_template(demo_template, tmp_path_factory):
+    """(data root, DAGSTER_HOME) of the settled pipeline over shards of every kind."""
+    from dagster import instance_for_test
+
+    from curation_assets.definitions import build_definitions
+    from curation_assets.defs.local_runner import run_automation
+    from curation_assets.local_run import tick_shard_sensors
+
+    base = tmp_path_factory.mktemp("branches")
+    root, home = base / "data", base / "home"
+    shutil.copytree(demo_template, root, symlinks=True)
+    keep_only(root, BRANCH_SHARDS)
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home)) as instance:
+        defs = build_definitions(str(root), smoke_recipe(), **FAST_MODELS)
+        tick_shard_sensors(instance, defs, log=lambda _: None)
+        runs = run_automation(instance, defs, log=lambda _: None)
+    assert all(run.success for run in runs)
+    return root, home
+
+
+@pytest.fixture
+def branches(branches_template, tmp_path):
+    """(data root, instance) of a private copy of the settled pipeline over every kind."""
+    with private_copy(branches_template, tmp_path) as copy:
         yield copy

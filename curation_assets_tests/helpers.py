@@ -34,6 +34,10 @@ DEMO_SHARDS = (
 )
 # A small caption corpus taken all the way through the pipeline once per test session.
 SETTLED_SHARDS = ("wds-00000.tar", "wds-00001.tar", "llava-00000.json")
+# Every kind: the demo's document shards, and the caption shard the OBELICS shard's planted
+# cross-kind copy comes from.
+BRANCH_DOCUMENT_SHARDS = ("web-00000.jsonl", "web-00001.parquet", "mmc4-00000.jsonl", "obelics-00000.parquet")
+BRANCH_SHARDS = (*BRANCH_DOCUMENT_SHARDS, "wds-00000.tar")
 # Model runtime for tests: no DataLoader worker processes, small batches.
 FAST_MODELS = {"num_workers": 0, "batch_size": 16}
 

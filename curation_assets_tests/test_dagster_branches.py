@@ -3,23 +3,18 @@ planted defect dropped by its rule, every row decided, the curated pools per sha
 edit that re-runs only decisions."""
 
 import json
-import shutil
 
 import polars as pl
-import pytest
-from dagster import instance_for_test
 
 from curation_assets import registry
 from curation_assets.definitions import build_definitions
 from curation_assets.defs.local_runner import run_automation
 from curation_assets.sources import SourceKind
 from curation_assets.table_store import TableStore
-from curation_assets_tests.helpers import FAST_MODELS, keep_only, private_copy, smoke_recipe
+from curation_assets_tests.helpers import BRANCH_DOCUMENT_SHARDS as DOCUMENT_SHARDS
+from curation_assets_tests.helpers import FAST_MODELS, smoke_recipe
 
 TEXT, INTERLEAVED = SourceKind.text, SourceKind.interleaved
-DOCUMENT_SHARDS = ("web-00000.jsonl", "web-00001.parquet", "mmc4-00000.jsonl", "obelics-00000.parquet")
-# The caption shard the OBELICS shard's planted cross-kind copy comes from.
-SHARDS = (*DOCUMENT_SHARDS, "wds-00000.tar")
 # Global, model-free tables: all a threshold edit may re-run.
 DECISIONS = {
     f"{kind.value}/{name}"
@@ -30,10 +25,9 @@ DECISIONS = {
         "filtered",
         "selected",
         "curated",
-        "curated_manifest",
         "score_analysis",
     )
-}
+} | {"mix/token_counts", "mix/mix", "mix/exports"}
 TEXT_DROPS = {  # what the default text recipe drops each planted defect for (test_text_branch.py)
     "non_english": {"language_id_score_filter"},
     "repetitive_spam": {"language_id_score_filter"},
@@ -41,29 +35,6 @@ TEXT_DROPS = {  # what the default text recipe drops each planted defect for (te
     "too_short": {"text_length_filter"},
     "keyword_list": {"stopwords_filter"},
 }
-
-
-@pytest.fixture(scope="module")
-def branches_template(demo_template, tmp_path_factory):
-    from curation_assets.local_run import tick_shard_sensors
-
-    base = tmp_path_factory.mktemp("branches")
-    root, home = base / "data", base / "home"
-    shutil.copytree(demo_template, root, symlinks=True)
-    keep_only(root, SHARDS)
-    home.mkdir()
-    with instance_for_test(temp_dir=str(home)) as instance:
-        defs = build_definitions(str(root), smoke_recipe(), **FAST_MODELS)
-        tick_shard_sensors(instance, defs, log=lambda _: None)
-        runs = run_automation(instance, defs, log=lambda _: None)
-    assert all(run.success for run in runs)
-    return root, home
-
-
-@pytest.fixture
-def branches(branches_template, tmp_path):
-    with private_copy(branches_template, tmp_path) as copy:
-        yield copy
 
 
 def planted(root, kind: SourceKind) -> dict[str, str]:
@@ -216,7 +187,13 @@ def test_dsir_over_the_kept_text_documents_reruns_only_the_selection_and_the_poo
     dsir = recipe.text.selectors.model_copy(update={"dsir_selector": DsirSelector(target=str(target), fraction=0.5)})
     edited = recipe.model_copy(update={"text": recipe.text.model_copy(update={"selectors": dsir})})
     runs = run_automation(instance, build_definitions(str(root), edited, **FAST_MODELS), log=lambda _: None)
-    assert {asset for run in runs for asset in run.assets} == {"text/selected", "text/curated", "text/curated_manifest"}
+    assert {asset for run in runs for asset in run.assets} == {
+        "text/selected",
+        "text/curated",
+        "mix/token_counts",
+        "mix/mix",
+        "mix/exports",
+    }
     store = TableStore(root)
     selected = store.read(registry.TEXT_SELECTED)
     kept = store.read(registry.TEXT_FILTERED).filter("kept")
@@ -224,5 +201,5 @@ def test_dsir_over_the_kept_text_documents_reruns_only_the_selection_and_the_poo
     assert set(selected.filter(~pl.col("selected"))["dropped_by"]) == {"dsir_selector"}
     pool = pl.concat([store.read(registry.TEXT_CURATED, shard) for shard in store_shards(root, TEXT)])
     assert set(pool["sample_id"]) == set(selected.filter("selected")["sample_id"])
-    manifest = store.read(registry.TEXT_MANIFEST)
-    assert manifest.height == pool.height and (manifest["repeat"] == 1).all()
+    mixed = store.read(registry.MIX_TABLE).filter(pl.col("kind") == TEXT.value)
+    assert mixed.height and set(mixed["sample_id"]) <= set(pool["sample_id"])  # the mix draws the new pool

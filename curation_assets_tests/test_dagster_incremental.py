@@ -1,16 +1,20 @@
 """Only what is stale re-runs, correctly, at shard counts past Dagster's 100-partition limits, and with
 changes that land while a table is running. Driven by the same automation sensor the daemon runs."""
 
+import json
 import shutil
 
 import polars as pl
 import pytest
 
+from curation_assets import registry
 from curation_assets.definitions import build_definitions
 from curation_assets.defs import sample_index as samples_module
+from curation_assets.defs.keys import asset_key
 from curation_assets.defs.local_runner import AutomationState, execute_requests, run_automation, tick
 from curation_assets.demo.many_shards import settle, shard_name, write_copying_shard, write_tiny_shards
 from curation_assets.local_run import tick_shard_sensors
+from curation_assets.table_store import TableStore
 from curation_assets_tests.helpers import FAST_MODELS, key, read_table, smoke_recipe
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
@@ -25,8 +29,8 @@ GLOBAL_TABLES = (
     "filtered",
     "selected",
     "curated",
-    "curated_manifest",
 )
+MIX_TABLES = (registry.TOKEN_COUNTS, registry.MIX_TABLE, registry.EXPORTS)
 
 
 def plain_recipe():
@@ -84,9 +88,13 @@ def test_at_150_shards_a_new_shard_reaches_every_global_output_and_nothing_else_
     runs = run_automation(instance, defs, log=quiet)
     new = shard_name(SHARDS)
     assert [run.partitions for run in runs] == [[new], []]  # the new shard's ingest and tables, then the global run
-    assert set(runs[1].assets) >= {f"caption/{table}" for table in GLOBAL_TABLES}
+    assert set(runs[1].assets) >= {f"caption/{table}" for table in GLOBAL_TABLES} | {
+        spec.qualified_name for spec in MIX_TABLES
+    }
     for table in GLOBAL_TABLES:
         assert stale_status(instance, defs, key(table)) == StaleStatus.FRESH, table
+    for spec in MIX_TABLES:
+        assert stale_status(instance, defs, asset_key(spec)) == StaleStatus.FRESH, spec.name
 
     samples = read_table(root, "sample_index")
     assert samples["shard_id"].n_unique() == SHARDS + 1
@@ -101,6 +109,11 @@ def test_at_150_shards_a_new_shard_reaches_every_global_output_and_nothing_else_
     assert kept_copies.height == 1  # the duplicate is dropped wherever it lives
     pool = read_table(root, "curated")
     assert set(fresh.to_list()) - {copy} <= set(pool["sample_id"].to_list())  # the new pair reached the pool
+    # ... and the mix (only captions here, so all of the pool) and the LLaVA export.
+    mixed = TableStore(root).read(registry.MIX_TABLE)
+    assert set(mixed["sample_id"]) == set(pool["sample_id"])
+    llava = json.loads((TableStore(root).folder(registry.EXPORTS) / "llava_stage1.json").read_text())
+    assert {record["id"].rsplit("-r", 1)[0] for record in llava} == set(pool["sample_id"])
 
     assert run_automation(instance, defs, log=quiet) == []
 

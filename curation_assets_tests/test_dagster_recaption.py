@@ -85,34 +85,3 @@ def test_changing_the_captioner_reruns_only_recaptioning_and_what_follows(settle
     recaption_runs = [run for run in runs if "caption/recaptioned" in run.assets]
     assert len(recaption_runs) == 1 and len(recaption_runs[0].partitions) == len(SETTLED_SHARDS)  # one run, all shards
     assert model_resources.LOADS["captioner"] - loads <= 1  # loaded once for the run (or reused in this process)
-
-
-def test_curated_repeat_is_a_mix_weight_that_reruns_only_the_manifest(settled):
-    root, instance = settled
-    recipe = smoke_recipe()
-    twice = recipe.model_copy(update={"curated": recipe.curated.model_copy(update={"repeat": 2})})
-    runs = run_automation(instance, build_definitions(str(root), twice, **FAST_MODELS), log=lambda _: None)
-    assert ran(runs) == {"caption/curated_manifest"}
-    manifest = read_table(root, "curated_manifest")
-    assert (manifest["repeat"] == 2).all()
-    assert manifest.height == read_table(root, "curated").height
-
-
-def test_new_captions_pass_the_same_text_filters_as_original_ones(settled):
-    """A kept recaption is judged as the pair it now is: a words_num_filter that its new caption
-    fails drops the pair, though the original caption would have passed."""
-    root, instance = settled
-    samples = read_table(root, "sample_index")
-    rewritten = samples.filter(pl.col("caption_source") == "recaptioned")
-    assert rewritten.height > 0
-    target = rewritten.row(0, named=True)
-    original_words = len(target["original_caption"].split())
-    assert target["num_words"] == len(target["caption"].split()) != original_words
-    recipe = smoke_recipe()
-    bound = {"max_num": original_words} if target["num_words"] > original_words else {"min_num": original_words}
-    edited = recipe.model_copy(
-        update={"filters": type(recipe).model_validate({"filters": [{"words_num_filter": bound}]}).filters}
-    )
-    run_automation(instance, build_definitions(str(root), edited, **FAST_MODELS), log=lambda _: None)
-    decision = read_table(root, "filtered").filter(pl.col("sample_id") == target["sample_id"]).row(0, named=True)
-    assert not decision["kept"] and decision["drop_rule"] == "words_num_filter"

@@ -24,15 +24,14 @@ DECISIONS = {
     "caption/filtered",
     "caption/selected",
     "caption/curated",
-    "caption/curated_manifest",
     "caption/score_analysis",
 }
+# What a new curated pool re-runs downstream: the mix, and its exports.
+MIX = {"mix/token_counts", "mix/mix", "mix/exports"}
 # Interleaved dedup drops images the curated caption pool holds: a new caption pool re-decides them
 # (over no interleaved shard here, in a fraction of a second).
-AFTER_CAPTION_POOL = {
-    f"interleaved/{name}" for name in ("dedup", "filtered", "curated", "curated_manifest", "score_analysis")
-}
-DECISIONS |= AFTER_CAPTION_POOL
+AFTER_CAPTION_POOL = {f"interleaved/{name}" for name in ("dedup", "filtered", "curated", "score_analysis")}
+DECISIONS |= AFTER_CAPTION_POOL | MIX
 
 
 @pytest.fixture
@@ -151,7 +150,7 @@ def test_adding_selectors_reruns_only_the_selection(settled, smoke, tmp_path):
         }
     )
     runs = run_automation(instance, build_definitions(str(caption_root), with_selectors, **FAST), log=lambda _: None)
-    assert assets_run(runs) == {"caption/selected", "caption/curated", "caption/curated_manifest"} | AFTER_CAPTION_POOL
+    assert assets_run(runs) == {"caption/selected", "caption/curated"} | AFTER_CAPTION_POOL | MIX
     selected = read_table(caption_root, "selected")
     kept = read_table(caption_root, "filtered")
     assert selected.height == kept["kept"].sum()

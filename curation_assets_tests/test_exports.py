@@ -14,10 +14,10 @@ from upath import UPath
 
 from curation_assets.exports import image_store
 from curation_assets.exports.data_juicer import EOC_TOKEN, IMAGE_TOKEN
-from curation_assets.exports.files import read_manifest
+from curation_assets.exports.files import read_manifest, sweep_staging
 from curation_assets.exports.layout import LLAVA_FILE, data_juicer_file, export_key
 from curation_assets.exports.spec import Exports
-from curation_assets.exports.steps import export_mix, export_source_shard, prune_source_shard
+from curation_assets.exports.steps import export_mix, export_source_shard, prune_source_shard, prune_store
 from curation_assets.mix.draw import mix_pools
 from curation_assets.mix.spec import Mix
 from curation_assets.normalize import normalize_shard
@@ -319,3 +319,33 @@ def test_image_files_keep_their_format_and_bytes(exported):
     for path in (p for p in Path(str(out), "images").rglob("*") if p.is_file()):
         with Image.open(io.BytesIO(path.read_bytes())) as image:
             assert {"jpeg": "jpg", "tiff": "tif"}.get(image.format.lower(), image.format.lower()) == path.suffix[1:]
+
+
+def test_a_shard_that_left_the_mix_loses_its_images_and_an_export_that_stops_is_retired(exported):
+    pools, shards, mix, out, _, _ = exported
+    gone = mix.filter(pl.col("kind") == "caption")["shard_id"][0]
+    stored = list(out.glob(f"images/caption/{gone}.d/*"))
+    assert stored
+    without = mix.filter(pl.col("shard_id") != gone)
+    text_only = Exports(
+        webdataset={"enabled": False}, llava={"enabled": False}, interleaved={"enabled": False}, text={"enabled": True}
+    )
+    results = export_mix(out, without, pools, text_only)
+    assert set(results) == {"text", "data_juicer"}
+    for name in ("webdataset", "llava", "interleaved"):
+        assert read_manifest(out, name) is None
+    assert not list(out.glob("webdataset/*.tar")) and not (out / LLAVA_FILE).exists()
+    pruned = prune_store(out, without)
+    assert pruned["caption"] == len(stored)
+    assert not any(path.exists() for path in stored)
+
+
+def test_staging_files_of_a_killed_export_are_swept(exported):
+    out = exported[3]
+    leftovers = [out / "webdataset" / ".caption-000001.tar.x1.tmp", out / "images" / "caption" / ".a.jpg.9.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"partial")
+    swept = sweep_staging(out)
+    assert sorted(swept) == sorted(str(path.relative_to(out)) for path in leftovers)
+    assert not any(path.exists() for path in leftovers)
+    assert (out / LLAVA_FILE).exists()  # finished files are never touched

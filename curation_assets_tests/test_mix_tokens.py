@@ -3,7 +3,13 @@
 import polars as pl
 import pytest
 
-from curation_assets.mix.tokens import build_smoke_tokenizer, count_tokens, load_tokenizer, text_token_counts
+from curation_assets.mix.tokens import (
+    build_smoke_tokenizer,
+    count_tokens,
+    load_tokenizer,
+    refresh_token_counts,
+    text_token_counts,
+)
 from curation_assets.models.availability import CACHE_ENV, ModelUnavailable
 
 
@@ -64,3 +70,29 @@ def test_counts_per_kind_add_image_tokens(smoke_tokenizer):
 
     text = pl.DataFrame({"sample_id": ["t1"], "text": ["the sky is blue"]})
     assert count_tokens(text, "text", smoke_tokenizer, image_tokens=576)["tokens"].to_list() == [4]
+
+
+def test_refresh_counts_only_new_or_changed_samples_and_loads_no_tokenizer_when_nothing_changed(smoke_tokenizer):
+    loads = []
+
+    def tokenizer():
+        loads.append(1)
+        return smoke_tokenizer
+
+    captions = pl.DataFrame({"sample_id": ["a", "b"], "caption": ["a red circle", "a blue square on a table"]})
+    first = refresh_token_counts({"caption": captions}, None, "v1", tokenizer, image_tokens=10)
+    assert (first.counted, first.reused, len(loads)) == (2, 0, 1)
+
+    again = refresh_token_counts({"caption": captions}, first.frame, "v1", tokenizer, image_tokens=10)
+    assert (again.counted, again.reused, len(loads)) == (0, 2, 1)  # nothing to count: no tokenizer loaded
+    assert again.frame.equals(first.frame)
+
+    edited = captions.with_columns(pl.Series("caption", ["a red circle", "a dog"]))
+    grown = pl.concat([edited, pl.DataFrame({"sample_id": ["c"], "caption": ["a cat in the park"]})])
+    third = refresh_token_counts({"caption": grown}, again.frame, "v1", tokenizer, image_tokens=10)
+    assert (third.counted, third.reused) == (2, 1)  # b changed, c is new, a is kept
+    fresh = refresh_token_counts({"caption": grown}, None, "v1", tokenizer, image_tokens=10)
+    assert third.frame.equals(fresh.frame)  # the same counts as counting everything anew
+
+    other = refresh_token_counts({"caption": grown}, third.frame, "v2", tokenizer, image_tokens=10)
+    assert other.counted == 3  # another tokenizer or image cost: every sample again

@@ -105,3 +105,28 @@ def test_recaption_conditions_and_score_names_are_checked_at_load(tmp_path):
     unknown = write(tmp_path, "recaption:\n  band: {field_key: clip_simlarity}\n", "unknown.yaml")
     with pytest.raises(RecipeError, match="'clip_simlarity' is not a caption score; known: aesthetics"):
         load_recipe(unknown)
+
+
+@pytest.mark.parametrize(
+    "text, moved",
+    [
+        ("curated:\n  repeat: 2\n", "curated.repeat (caption)"),
+        ("text:\n  repeat: 2\n", "text.repeat (text)"),
+        ("interleaved:\n  repeat: 3\n", "interleaved.repeat (interleaved)"),
+    ],
+)
+def test_a_recipe_repeating_a_pool_the_old_way_is_told_where_it_moved(tmp_path, text, moved):
+    path = tmp_path / "old.yaml"
+    path.write_text(text)
+    with pytest.raises(RecipeError, match="moved to the mix: set mix.max_repeat") as error:
+        load_recipe(path)
+    assert moved in str(error.value)
+
+
+def test_mix_weights_must_name_a_score_of_that_kind(tmp_path):
+    path = tmp_path / "weights.yaml"
+    path.write_text("mix:\n  weight_by: {caption: clip_similarity, text: language_score}\n")
+    assert load_recipe(path).mix.weight_column("caption") == "clip_similarity"
+    path.write_text("mix:\n  weight_by: {text: clip_similarity}\n")
+    with pytest.raises(RecipeError, match="not a score the text index holds; choose one of .*language_score"):
+        load_recipe(path)

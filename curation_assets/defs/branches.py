@@ -1,5 +1,5 @@
 """The global chains of the text and interleaved branches: thresholds, dedup, decisions, selection,
-the curated pool (one file per shard) and its manifest, and the analysis page. Like the caption
+the curated pool (one file per shard) and the analysis page. Like the caption
 branch's, they read the kind's sample index, never a model, so a threshold edit or a new shard
 re-runs only these. The logic is selection/branch_decisions.py; these bodies read, call, write and
 report."""
@@ -248,27 +248,6 @@ def _remove_others(store: TableStore, spec, shards: list[str]) -> None:
             path.unlink()
 
 
-def build_manifest_asset(recipe: Recipe, kind: SourceKind):
-    spec = registry.CHAINS[kind].manifest
-    repeat = recipe.section(f"{kind.value}.repeat")
-
-    @asset(**asset_spec_kwargs(spec, recipe), kinds={"polars", "parquet"})
-    def curated_manifest(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
-        store = data_root.store()
-        pool_spec = registry.CHAINS[kind].curated
-        indexed = store.read(registry.CHAINS[kind].index_shards, columns=["shard_id"])["shard_id"].to_list()
-        pools = [store.read(pool_spec, shard, ["sample_id", "shard_id"]) for shard in indexed]
-        pool = pl.concat(pools) if pools else pl.DataFrame(schema={"sample_id": pl.String, "shard_id": pl.String})
-        manifest = pool.with_columns(pl.lit(repeat, dtype=pl.Int32).alias("repeat"))
-        store.write(spec, manifest)
-        return MaterializeResult(
-            data_version=DataVersion(content_version(manifest, ["sample_id", "repeat"])),
-            metadata={"documents": manifest.height, "documents_in_mix": int(manifest["repeat"].sum())},
-        )
-
-    return curated_manifest
-
-
 def build_analysis_asset(recipe: Recipe, kind: SourceKind):
     spec = registry.CHAINS[kind].analysis
     reassign = recipe.interleaved.reassign_images
@@ -339,7 +318,6 @@ def build_branch_assets(recipe: Recipe) -> list:
             build_dedup_asset(recipe, kind),
             build_filtered_asset(recipe, kind),
             build_curated_asset(recipe, kind),
-            build_manifest_asset(recipe, kind),
             build_analysis_asset(recipe, kind),
         ]
     return assets

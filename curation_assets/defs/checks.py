@@ -228,9 +228,12 @@ def build_decision_check(kind: SourceKind):
 
 
 def build_checks(recipe: Recipe) -> list:
+    from curation_assets.defs.mix import build_mix_checks  # the mix's checks live beside its assets
+
     return [
         *(build_rows_accounted_check(kind) for kind in SourceKind),
         *(build_coverage_check(spec) for spec in registry.tables_in_use(recipe) if spec in registry.SCORE_TABLES),
         *build_selection_checks(recipe),
         *(build_decision_check(kind) for kind in SourceKind),
+        *build_mix_checks(recipe),
     ]

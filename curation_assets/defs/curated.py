@@ -1,6 +1,5 @@
 """The curated caption pool (every selected pair with its final caption) and its manifest."""
 
-import polars as pl
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
 from curation_assets import registry
@@ -11,12 +10,10 @@ from curation_assets.recipe import Recipe
 from curation_assets.selection.curated_pool import curated_pool
 from curation_assets.table_store import content_version
 
-CURATED, MANIFEST = registry.CURATED, registry.CURATED_MANIFEST
+CURATED = registry.CURATED
 
 
 def build_curated_assets(recipe: Recipe) -> list:
-    repeat = recipe.curated.repeat
-
     @asset(**asset_spec_kwargs(CURATED, recipe), kinds={"polars", "parquet"})
     def curated(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
         store = data_root.store()
@@ -33,19 +30,4 @@ def build_curated_assets(recipe: Recipe) -> list:
             },
         )
 
-    @asset(**asset_spec_kwargs(MANIFEST, recipe), kinds={"polars", "parquet"})
-    def curated_manifest(context: AssetExecutionContext, data_root: DataRootResource) -> MaterializeResult:
-        store = data_root.store()
-        pool = store.read(CURATED, columns=["sample_id", "shard_id", "caption_source"])
-        manifest = pool.with_columns(pl.lit(repeat, dtype=pl.Int32).alias("repeat"))
-        store.write(MANIFEST, manifest)
-        return MaterializeResult(
-            data_version=DataVersion(content_version(manifest, ["sample_id", "repeat"])),
-            metadata={
-                "pairs": manifest.height,
-                "pairs_in_mix": int(manifest["repeat"].sum()),
-                "recaptioned": int((manifest["caption_source"] == "recaptioned").sum()),
-            },
-        )
-
-    return [curated, curated_manifest]
+    return [curated]

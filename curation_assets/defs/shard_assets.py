@@ -20,6 +20,7 @@ from curation_assets.defs.models import ResourceModels
 from curation_assets.defs.partitions import SHARD_PARTITIONS
 from curation_assets.recipe import Recipe
 from curation_assets.shard_work import PROGRESS_SECONDS, ShardWork, computation
+from curation_assets.sources import SourceKind
 from curation_assets.table_spec import Scope, TableOutput, TableSpec
 
 SHARDS_PER_RUN = 32
@@ -37,7 +38,8 @@ def asset_spec_kwargs(spec: TableSpec, recipe: Recipe) -> dict[str, Any]:
     return {
         "key": asset_key(spec),
         "deps": [asset_key(read) for read in reads],
-        "group_name": f"{spec.kind.value}_{spec.group}",
+        # Per kind (caption_scores, text_selection, ...); the mix and its exports have a group each.
+        "group_name": f"{spec.kind.value}_{spec.group}" if isinstance(spec.kind, SourceKind) else spec.group,
         "description": spec.description,
         "code_version": registry.code_version(spec, recipe),
         "automation_condition": on_new_data(reads_every_shard=reads_every_shard),

@@ -149,6 +149,36 @@ def write_export(
     return result
 
 
+def retire_export(root: UPath, name: str) -> list[str]:
+    """Remove an export that is no longer written (disabled, or its kind left the mix): its files,
+    then its manifest, so no trainer reads a set that no longer matches the mix."""
+    manifest = read_manifest(root, name)
+    if manifest is None:
+        return []
+    removed = []
+    for entry in manifest.get("files", []):
+        target = root / entry["path"]
+        if target.exists():
+            target.unlink()
+            removed.append(entry["path"])
+    (root / export_manifest(name)).unlink()
+    return removed
+
+
+def sweep_staging(root: UPath) -> list[str]:
+    """Delete staging files a killed export left (`.<name>.*.tmp`, never a name a trainer opens).
+    Call only while no other export writes under `root`."""
+    if not is_local(root) or not root.exists():
+        return []  # object stores stage in the local temp folder: nothing is left on the store
+    swept = []
+    for folder, _, names in os.walk(root.path):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                os.unlink(os.path.join(folder, name))
+                swept.append(os.path.relpath(os.path.join(folder, name), root.path))
+    return swept
+
+
 def _reuse(root: UPath, previous: dict | None, fingerprint: str | None) -> FileEntry | None:
     """The recorded entry when the plan's fingerprint matches it and the file is still there, whole."""
     if previous is None or fingerprint is None or previous.get("fingerprint") != fingerprint:

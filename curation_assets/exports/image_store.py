@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import posixpath
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -182,6 +183,14 @@ def read_shard_images(root: UPath, kind: str, shard_id: str) -> pl.DataFrame:
     if not path.exists():
         return pl.DataFrame(schema=IMAGE_MANIFEST_SCHEMA)
     return read_parquet(path).cast(dict(IMAGE_MANIFEST_SCHEMA))
+
+
+def stored_shards(root: UPath, kind: str) -> list[str]:
+    """The source shards of a kind that have images in the store (an image manifest)."""
+    folder = root / posixpath.dirname(shard_image_manifest(kind, "_"))
+    if not folder.exists():
+        return []
+    return sorted(path.name.removesuffix(".parquet") for path in folder.iterdir() if path.name.endswith(".parquet"))
 
 
 def read_image_manifests(root: UPath, kind: str, shard_ids: Iterable[str]) -> pl.DataFrame:

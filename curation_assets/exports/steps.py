@@ -12,8 +12,9 @@ from collections.abc import Mapping
 import polars as pl
 from upath import UPath
 
+from curation_assets.exports import data_juicer, interleaved_parquet, llava, text_shards, webdataset_tar
 from curation_assets.exports.data_juicer import export_data_juicer
-from curation_assets.exports.files import ExportResult
+from curation_assets.exports.files import ExportResult, retire_export
 from curation_assets.exports.image_store import (
     ShardImages,
     caption_image_refs,
@@ -21,6 +22,7 @@ from curation_assets.exports.image_store import (
     interleaved_image_refs,
     prune_shard_images,
     read_image_manifests,
+    stored_shards,
 )
 from curation_assets.exports.interleaved_parquet import export_interleaved
 from curation_assets.exports.llava import export_llava
@@ -31,6 +33,13 @@ from curation_assets.exports.webdataset_tar import export_webdataset
 from curation_assets.readers import ShardFile
 
 IMAGE_KINDS = ("caption", "interleaved")
+EXPORT_NAMES = (
+    llava.EXPORT_NAME,
+    webdataset_tar.EXPORT_NAME,
+    interleaved_parquet.EXPORT_NAME,
+    text_shards.EXPORT_NAME,
+    data_juicer.EXPORT_NAME,
+)
 
 
 def mixed_ids(mix: pl.DataFrame, kind: str, shard_id: str) -> pl.Series:
@@ -50,6 +59,15 @@ def export_source_shard(shard: ShardFile, pool: pl.DataFrame, mix: pl.DataFrame,
 
 def prune_source_shard(root: UPath, kind: str, shard_id: str, mix: pl.DataFrame) -> int:
     return prune_shard_images(root, kind, shard_id, mixed_ids(mix, kind, shard_id).to_list())
+
+
+def prune_store(root: UPath, mix: pl.DataFrame) -> dict[str, int]:
+    """Step 3 for every source shard with images in the store, including shards that left the mix
+    (removed, or no longer drawn): kind -> images deleted."""
+    return {
+        kind: sum(prune_source_shard(root, kind, shard_id, mix) for shard_id in stored_shards(root, kind))
+        for kind in IMAGE_KINDS
+    }
 
 
 def export_mix(
@@ -87,4 +105,7 @@ def export_mix(
         results["text"] = export_text(root, rows["text"], spec.text, seed)
     if rows and spec.data_juicer.enabled:
         results["data_juicer"] = export_data_juicer(root, rows, seed)
+    for name in EXPORT_NAMES:
+        if name not in results:
+            retire_export(root, name)
     return results

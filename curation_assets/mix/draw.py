@@ -7,6 +7,7 @@ of one fixed order, so it is stable under new shards and nested across budgets.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -150,3 +151,11 @@ def _token_sum(frame: pl.DataFrame) -> int | None:
     if frame["tokens"].null_count():
         return None
     return int(frame["tokens"].sum())
+
+
+def mix_version(frame: pl.DataFrame) -> str:
+    """A version of the mix's content, independent of row order. Row hashes, not JSON: a 10M-row
+    mix is versioned in a second. Polars' row hash may change between versions; a new version then
+    only re-runs the exports once, which find their files unchanged."""
+    hashes = np.sort(frame.select(sorted(frame.columns)).hash_rows(seed=0).to_numpy())
+    return hashlib.sha256(hashes.tobytes()).hexdigest()[:24]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,69 @@ def count_tokens(pool: pl.DataFrame, kind: str, tokenizer: Any, image_tokens: in
         },
         schema=TOKEN_COUNT_SCHEMA,
     )
+
+
+STORED_COUNT_SCHEMA = pl.Schema(
+    {
+        "sample_id": pl.String,
+        "kind": pl.String,
+        "text_tokens": pl.Int64,
+        "num_images": pl.Int32,
+        "tokens": pl.Int64,
+        "content_hash": pl.String,
+        "counted_with": pl.String,
+    }
+)
+_TEXT_OF = {
+    "caption": lambda: pl.col("caption"),
+    "text": lambda: pl.col("text"),
+    # The pieces and how many images they sit with: both set the count.
+    "interleaved": lambda: pl.format(
+        "{}\x1f{}", pl.col("texts").list.drop_nulls().list.join("\x1f"), pl.col("num_images")
+    ),
+}
+
+
+def content_hashes(pool: pl.DataFrame, kind: str) -> pl.Series:
+    """A hash of what a sample's count depends on. Polars' hash may change between versions; then
+    every sample is simply counted again, which is the only cost of a stale hash here."""
+    return pool.select(_TEXT_OF[kind]().hash(seed=0).cast(pl.String).alias("content_hash"))["content_hash"]
+
+
+@dataclass(frozen=True)
+class RefreshedCounts:
+    frame: pl.DataFrame  # STORED_COUNT_SCHEMA, one row per pool sample
+    counted: int  # samples tokenized in this call
+    reused: int  # samples whose stored count still held
+
+
+def refresh_token_counts(
+    pools: dict[str, pl.DataFrame],
+    previous: pl.DataFrame | None,
+    counted_with: str,
+    tokenizer: Callable[[], Any],
+    image_tokens: int,
+) -> RefreshedCounts:
+    """Token counts of every pool sample, tokenizing only samples that are new or whose text changed
+    since `previous` (or that were counted with another tokenizer). `tokenizer` is called only when
+    something needs counting, so an unchanged pool never loads one."""
+    loaded: list[Any] = []
+    frames, counted, reused = [], 0, 0
+    for kind, pool in pools.items():
+        keyed = pool.with_columns(content_hashes(pool, kind))
+        known = pl.DataFrame(schema=STORED_COUNT_SCHEMA)
+        if previous is not None and previous.height:
+            known = previous.filter((pl.col("kind") == kind) & (pl.col("counted_with") == counted_with))
+        kept = known.join(keyed.select("sample_id", "content_hash"), on=["sample_id", "content_hash"], how="semi")
+        fresh = keyed.join(kept.select("sample_id"), on="sample_id", how="anti")
+        if fresh.height:
+            if not loaded:
+                loaded.append(tokenizer())
+            made = count_tokens(fresh, kind, loaded[0], image_tokens).with_columns(
+                pl.lit(kind).alias("kind"), fresh["content_hash"], pl.lit(counted_with).alias("counted_with")
+            )
+            frames.append(made.select(STORED_COUNT_SCHEMA.names()))
+        frames.append(kept.select(STORED_COUNT_SCHEMA.names()))
+        counted, reused = counted + fresh.height, reused + kept.height
+    frame = pl.concat(frames).cast(dict(STORED_COUNT_SCHEMA)) if frames else pl.DataFrame(schema=STORED_COUNT_SCHEMA)
+    return RefreshedCounts(frame.sort("kind", "sample_id"), counted, reused)
