@@ -10,6 +10,8 @@ compare every table with an uninterrupted run's (content versions, row order ign
 - between_events:  after Dagster recorded a shard's normalized materialization, before its quarantine's
 - gpu_step:        inside a model table's step, holding the `gpu` pool slot
 - selection:       inside the global decisions run (keep/drop)
+- export_images:   inside mix/exports while it copies a source shard's images into the store
+- export_files:    inside mix/exports, half-way through writing a WebDataset tar (staged, not renamed)
 
 Prints drills run and survived; exits non-zero when a re-run fails or its tables differ.
 """
@@ -17,6 +19,7 @@ Prints drills run and survived; exits non-zero when a re-run fails or its tables
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import signal
 import subprocess
@@ -25,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-POINTS = ("ingest", "between_events", "gpu_step", "selection")
+POINTS = ("ingest", "between_events", "gpu_step", "selection", "export_images", "export_files")
 SHARDS = ("wds-00000.tar", "wds-00001.tar", "llava-00000.json")
 
 # The child process: arm one kill point (by wrapping the function where it sits), then run the demo.
@@ -71,9 +74,27 @@ elif point == "selection":
     def decide(*args, **kwargs):
         die()
     selection.decide_samples = decide
+elif point == "export_images":
+    from curation_assets.exports import image_store
+    real_place = image_store._place
+    placed = []
+    def place(data, root, relative):
+        placed.append(relative)
+        if len(placed) == 5:
+            die()
+        return real_place(data, root, relative)
+    image_store._place = place
+elif point == "export_files":
+    from curation_assets.exports import files
+    real_write = files.StagedFile.write
+    def write(self, data):
+        if self.target.name.endswith(".tar") and self.num_bytes > 32_768:
+            die()
+        return real_write(self, data)
+    files.StagedFile.write = write
 
 from curation_assets.local_run import main
-sys.exit(main())
+sys.exit(main([]))  # argv holds the kill point, not local_run options
 """
 
 
@@ -113,8 +134,8 @@ def table_versions(root: Path) -> dict[str, str]:
             # The index's `inputs` are storage ids of this instance's events: bookkeeping, not content.
             frame = pl.read_parquet(path).drop("inputs", strict=False)
             versions[str(relative)] = content_version(frame)
-        else:
-            versions[str(relative)] = path.read_text()
+        else:  # json, jsonl, tars, images: their bytes
+            versions[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return versions
 
 
