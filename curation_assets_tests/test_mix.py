@@ -166,6 +166,17 @@ def test_an_empty_pool_is_named_and_the_other_kinds_keep_their_ratio():
     assert not ratio_within_tolerance(result.report).passed
 
 
+def test_empty_pools_are_reported_in_recipe_order_every_run():
+    """The report is part of the mix's output: the same pools must give the same bytes (a set's
+    iteration order once made it differ between processes, found by the kill drill)."""
+    pools = demo_like_pools()
+    pools = {"caption": pools["caption"], "interleaved": pools["interleaved"].clear(), "text": pools["text"].clear()}
+    for ratio in ({"caption": 5, "interleaved": 5, "text": 1}, {"text": 1, "interleaved": 5, "caption": 5}):
+        warnings = mix_pools(pools, Mix(ratio=ratio)).report["warnings"]
+        order = [kind for kind in ratio if kind != "caption"]
+        assert [warning.split(":")[0] for warning in warnings] == order
+
+
 def test_weighted_sampling_prefers_high_scores():
     caption = pool("w", 2_000)
     scores = caption.select("sample_id", pl.Series("clip_similarity", np.linspace(0.01, 1.0, 2_000)))

@@ -9,7 +9,7 @@ import time
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from curation_assets.defs.reaper import process_alive, reap_dead_runs
+from curation_assets.defs.reaper import MAX_DEATHS, process_alive, reap_dead_runs
 
 # A tiny code location: one asset in the gpu pool that sleeps, run in-process like `make demo` runs.
 HOLDER = textwrap.dedent(
@@ -49,10 +49,33 @@ def test_a_killed_run_is_reaped_and_frees_its_pool_slot(tmp_path):
 
     messages = []
     assert reap_dead_runs(instance, messages.append) == [run.run_id]
-    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
-    assert "process" in messages[0] and "pool slots freed" in messages[0]
+    # Canceled, not failed: automation re-runs the work of a killed process (it never retries failures).
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.CANCELED
+    assert "process" in messages[0] and "pool slots freed" in messages[0] and "runs its work again" in messages[0]
     assert instance.event_log_storage.get_concurrency_info("gpu").active_run_ids == set()
     assert reap_dead_runs(instance, messages.append) == []  # nothing left to reap
+
+
+def test_work_whose_process_keeps_dying_is_failed_after_max_deaths(tmp_path):
+    """A shard that kills the interpreter every time must not be re-run forever."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    instance = DagsterInstance.from_config(str(home))
+    statuses = []
+    for _ in range(MAX_DEATHS):
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "started"
+            os.kill(holder.pid, signal.SIGKILL)
+            holder.wait(timeout=30)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+        [run_id] = reap_dead_runs(instance, lambda _: None)
+        statuses.append(instance.get_run_by_id(run_id).status)
+    assert statuses == [DagsterRunStatus.CANCELED] * (MAX_DEATHS - 1) + [DagsterRunStatus.FAILURE]
 
 
 def test_a_live_process_is_never_reaped_and_a_reused_pid_is():

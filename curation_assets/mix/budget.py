@@ -37,7 +37,7 @@ def plan_mix(
     """Targets per kind. `pool`: each kind's pool size in `unit`; `shares`: target shares (sum 1)."""
     warnings: list[str] = []
     active = {kind: share for kind, share in shares.items() if pool.get(kind, 0) > 0}
-    for kind in shares.keys() - active.keys():
+    for kind in (kind for kind in shares if kind not in active):  # recipe order: the same report every run
         warnings.append(
             f"{kind}: the pool is empty, so its target share of {shares[kind]:.1%} cannot be met; "
             "the mix is made of the other kinds at their relative ratio"
