@@ -29,11 +29,8 @@ HOLDER = textwrap.dedent(
 )
 
 
-def test_a_killed_run_is_reaped_and_frees_its_pool_slot(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("concurrency:\n  pools:\n    default_limit: 1\ntelemetry:\n  enabled: false\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
+def kill_a_run_holding_the_gpu(env: dict) -> None:
+    """Start HOLDER's run and kill -9 its process once the asset runs."""
     holder = subprocess.Popen([sys.executable, "-c", HOLDER], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "started"
@@ -42,6 +39,13 @@ def test_a_killed_run_is_reaped_and_frees_its_pool_slot(tmp_path):
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_a_killed_run_is_reaped_and_frees_its_pool_slot(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("concurrency:\n  pools:\n    default_limit: 1\ntelemetry:\n  enabled: false\n")
+    kill_a_run_holding_the_gpu({**os.environ, "DAGSTER_HOME": str(home)})
 
     instance = DagsterInstance.from_config(str(home))
     [run] = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
@@ -65,14 +69,7 @@ def test_work_whose_process_keeps_dying_is_failed_after_max_deaths(tmp_path):
     instance = DagsterInstance.from_config(str(home))
     statuses = []
     for _ in range(MAX_DEATHS):
-        holder = subprocess.Popen([sys.executable, "-c", HOLDER], env=env, stdout=subprocess.PIPE, text=True)
-        try:
-            assert holder.stdout.readline().strip() == "started"
-            os.kill(holder.pid, signal.SIGKILL)
-            holder.wait(timeout=30)
-        finally:
-            if holder.poll() is None:
-                holder.kill()
+        kill_a_run_holding_the_gpu(env)
         [run_id] = reap_dead_runs(instance, lambda _: None)
         statuses.append(instance.get_run_by_id(run_id).status)
     assert statuses == [DagsterRunStatus.CANCELED] * (MAX_DEATHS - 1) + [DagsterRunStatus.FAILURE]
