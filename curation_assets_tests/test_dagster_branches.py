@@ -127,7 +127,10 @@ def test_interleaved_images_and_documents_decided_at_two_levels(branches):
     [group] = documents.filter(pl.col("member_id") == copy)["group_id"].to_list()
     members = documents.filter(pl.col("group_id") == group).join(decided, left_on="member_id", right_on="sample_id")
     assert members.height == 2 and members["method"].to_list() == ["minhash"] * 2
-    assert members["kept"].sum() == 1 and members.filter(~pl.col("kept"))["drop_rule"].item() == "dedup"
+    # The other is dropped as a duplicate, unless a rule judged first already drops it: smoke CLIP
+    # similarities are random, so images_left_filter may (the drop reason is the first failing rule).
+    assert members["kept"].sum() == 1
+    assert members.filter(~pl.col("kept"))["drop_rule"].item() in ("dedup", "images_left_filter")
     # Text rules: smoke CLIP similarities are random, so images_left_filter (first in order) may drop the
     # document before them; the index shows what the text rule reads.
     index = store.read(registry.INTERLEAVED_SAMPLES).join(decided.select("sample_id", "defect", "kept"), on="sample_id")
