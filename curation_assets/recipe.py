@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from curation_assets.evaluation.settings import Evaluation
 from curation_assets.exports.spec import Exports
 from curation_assets.mix.spec import Mix
 from curation_assets.readers.limits import IngestLimits
@@ -447,6 +448,10 @@ class Recipe(RecipeSection):
     text: Text = Field(default_factory=Text, description="text-only documents: Data-Juicer text filters, dedup, DSIR")
     mix: Mix = Field(default_factory=Mix, description="the pretraining mix across kinds (MM1's 5:5:1 by default)")
     exports: Exports = Field(default_factory=Exports, description="the formats the mix is written in for trainers")
+    evaluation: Evaluation = Field(
+        default_factory=Evaluation,
+        description="eval results: the proxy eval on named eval sets, an optional external train/eval command",
+    )
     checks: Checks = Checks()
     source: str = Field(default="<defaults>", exclude=True, description="where the recipe was loaded from")
 
@@ -528,6 +533,11 @@ class Recipe(RecipeSection):
     def view(self, sections: tuple[str, ...]) -> RecipeView:
         return RecipeView(self, sections)
 
+    def without_evaluation(self) -> Recipe:
+        """This recipe with no eval sets and no external command: no eval assets, no proxy features.
+        For runs and benchmarks about the data alone."""
+        return self.model_copy(update={"evaluation": Evaluation()})
+
 
 class RecipeView:
     """The parts of a recipe a table declared it reads; reading any other part is an error, so a
@@ -564,6 +574,8 @@ def _file_digest(path: Path, field: str) -> str:
 def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 

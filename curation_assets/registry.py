@@ -851,6 +851,93 @@ EXPORTS = TableSpec(
     content_versioned=True,
 )
 
+# --- eval results: the proxy eval on the mix's caption pairs, an external train/eval, their history -------
+
+EVAL = Product.eval
+# What the proxy's result depends on besides its data: every part of `evaluation` but the external command.
+PROXY_SECTIONS = tuple(
+    f"evaluation.{part}" for part in ("eval_sets", "encoders", "proxy", "baselines", "contamination", "sensitivity")
+)
+
+
+def uses_proxy_eval(recipe: Recipe) -> bool:
+    return bool(recipe.evaluation.eval_sets)
+
+
+def uses_external_eval(recipe: Recipe) -> bool:
+    return recipe.evaluation.external is not None
+
+
+PROXY_FEATURES = TableSpec(
+    CAPTION,
+    "proxy_features",
+    "Frozen image (EfficientNet-Lite0) and caption (MiniLM) features of every pair, computed once per shard, "
+    "so comparing recipes in the proxy eval costs only training heads. Not the CLIP used for filtering.",
+    (
+        Column("image_sha256", pl.String),
+        Column("phash", pl.String, "the image's pHash, for contamination against eval images"),
+        Column("text_sha256", pl.String, "which caption the text feature encodes"),
+        Column("image_feature", pl.Array, "pooled penultimate features of the frozen image encoder (float16)"),
+        Column("text_feature", pl.Array, "sentence embedding of the caption (float16)"),
+    ),
+    reads=("normalized",),
+    recipe_sections=("evaluation.encoders",),
+    resources=frozenset({"proxy_encoders"}),
+    gpu=True,
+    group="eval",
+    provenance=True,
+)
+EVAL_RESULTS = TableSpec(
+    EVAL,
+    "eval_results",
+    "The proxy eval (DataComp's protocol, made small): linear heads on frozen features trained with the same "
+    "budget on the mix's caption pairs, a random sample of the unfiltered pool and the whole of it, scored by "
+    "retrieval recall on the recipe's eval sets over several seeds; eval duplicates removed first.",
+    (),
+    scope=Scope.whole,
+    file_name="report.json",
+    reads=("mix/mix", "caption/sample_index", "caption/proxy_features"),
+    recipe_sections=PROXY_SECTIONS,
+    group="eval",
+    key_columns=(),
+)
+EXTERNAL_RESULTS = TableSpec(
+    EVAL,
+    "external_results",
+    "The recipe's external train/eval command (e.g. Mini-Gemini stage 1 + TextVQA / MMBench) run on the exports "
+    "through Dagster Pipes, with the metrics it reported.",
+    (),
+    scope=Scope.whole,
+    file_name="external.json",
+    reads=("mix/exports",),
+    recipe_sections=("evaluation.external",),
+    group="eval",
+    key_columns=(),
+)
+EVAL_HISTORY = TableSpec(
+    EVAL,
+    "eval_history",
+    "Every eval result so far, recipe version by recipe version: which data scored what (read from the "
+    "materializations of the eval assets, which keep the recipe fingerprint and the metrics).",
+    (
+        Column("recorded_at", pl.Float64),
+        Column("fingerprint", pl.String),
+        Column("eval_set", pl.String),
+        Column("pool", pl.String),
+        Column("metric", pl.String),
+        Column("mean", pl.Float64),
+        Column("std", pl.Float64, nullable=True),
+    ),
+    scope=Scope.whole,
+    file_name="history.parquet",
+    recipe_reads=lambda recipe: (
+        *(("eval_results",) if uses_proxy_eval(recipe) else ()),
+        *(("external_results",) if uses_external_eval(recipe) else ()),
+    ),
+    group="eval",
+    key_columns=(),
+)
+
 TEXT_SCORE_TABLES = (TEXT_STATS, TEXT_QUALITY, TEXT_HASH, TEXT_MINHASH, TEXT_EMBEDDING, TEXT_PERPLEXITY)
 INTERLEAVED_SCORE_TABLES = (
     INTERLEAVED_IMAGE_STATS,
@@ -900,7 +987,13 @@ TABLES: tuple[TableSpec, ...] = (
     MIX_TABLE,
     MIX_REPORT,
     EXPORTS,
+    PROXY_FEATURES,
+    EVAL_RESULTS,
+    EXTERNAL_RESULTS,
+    EVAL_HISTORY,
 )
+# Per-shard tables made by a registered computation (shard_work.computes): scores and model outputs.
+COMPUTED_PER_SHARD = (*SCORE_TABLES, RECAPTIONED, PROXY_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -948,7 +1041,8 @@ def namespace(value: str) -> SourceKind | Product:
     for kinds in (SourceKind, Product):
         if value in kinds.__members__:
             return kinds(value)
-    raise KeyError(f"no tables under {value!r}; known: caption, interleaved, text, mix")
+    known = ", ".join([*SourceKind.__members__, *Product.__members__])
+    raise KeyError(f"no tables under {value!r}; known: {known}")
 
 
 def table(kind: SourceKind | Product, name: str) -> TableSpec:
@@ -973,9 +1067,13 @@ def score_tables(kind: SourceKind) -> tuple[TableSpec, ...]:
 
 def tables_in_use(recipe: Recipe) -> tuple[TableSpec, ...]:
     """The per-shard tables this recipe materializes: every score table, except the optional ones
-    (perplexity, recaptions) when nothing under this recipe reads them."""
-    optional = {TEXT_PERPLEXITY: uses_perplexity(recipe), RECAPTIONED: recipe.recaption.enabled}
-    return tuple(spec for spec in (*SCORE_TABLES, RECAPTIONED) if optional.get(spec, True))
+    (perplexity, recaptions, proxy features) when nothing under this recipe reads them."""
+    optional = {
+        TEXT_PERPLEXITY: uses_perplexity(recipe),
+        RECAPTIONED: recipe.recaption.enabled,
+        PROXY_FEATURES: uses_proxy_eval(recipe),
+    }
+    return tuple(spec for spec in COMPUTED_PER_SHARD if optional.get(spec, True))
 
 
 def column_tables(kind: SourceKind) -> dict[str, TableSpec]:

@@ -107,6 +107,7 @@ COMPUTATION_MODULES = (
     "curation_assets.scoring.text_tables",
     "curation_assets.scoring.interleaved_tables",
     "curation_assets.recaption.run",
+    "curation_assets.evaluation.feature_table",
 )
 
 

@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
 
 class Product(str, Enum):
-    """What is made of every kind at once, under its own key prefix: `mix/mix`, `mix/exports`."""
+    """What is made of every kind at once, under its own key prefix: `mix/mix`, `mix/exports`,
+    `eval/eval_results`."""
 
     mix = "mix"
+    eval = "eval"
 
 
 class Scope(str, Enum):

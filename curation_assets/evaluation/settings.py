@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import string
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -46,7 +47,10 @@ class EvalSet(_Section):
     WebDataset tar, img2dataset / Data-Juicer parquet). Rows sharing an image (by sha256) are one
     image with several reference captions, as in COCO's 5 captions per image."""
 
-    path: str = Field(description="the eval shard file; a relative path is relative to the recipe file")
+    path: str = Field(
+        description="the eval shard file; a relative path is relative to the recipe file, `data:<path>` relative "
+        "to the data root (where the demo writes its eval set)"
+    )
     image_root: str | None = Field(
         default=None,
         description="folder that the shard's image paths must stay inside (default: the shard's own folder)",
@@ -247,3 +251,15 @@ def template_fields(template: str) -> set[str]:
         raise ValueError(f"command template has unbalanced braces: {error}") from None
     # '{}' (positional) parses as an empty name: reported as unknown rather than silently accepted.
     return {field.split(".")[0].split("[")[0] for _, field, _, _ in parsed if field is not None}
+
+
+DATA_ROOT_PREFIX = "data:"
+
+
+def eval_set_file(path: str, recipe_directory: Path, data_root: Path) -> Path:
+    """Where an eval set's file is: `data:<path>` under the data root, a relative path under the
+    recipe's folder, an absolute path as it is."""
+    if path.startswith(DATA_ROOT_PREFIX):
+        return Path(data_root) / path[len(DATA_ROOT_PREFIX) :]
+    location = Path(path).expanduser()
+    return location if location.is_absolute() else Path(recipe_directory) / location
