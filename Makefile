@@ -75,7 +75,8 @@ whatif: env
 
 clean-demo:
 	rm -rf $(CURATION_DATA_ROOT)/raw $(CURATION_DATA_ROOT)/caption $(CURATION_DATA_ROOT)/interleaved \
-		$(CURATION_DATA_ROOT)/text $(CURATION_DATA_ROOT)/demo_manifest.json $(DAGSTER_HOME)
+		$(CURATION_DATA_ROOT)/text $(CURATION_DATA_ROOT)/mix $(CURATION_DATA_ROOT)/eval \
+		$(CURATION_DATA_ROOT)/evals $(CURATION_DATA_ROOT)/demo_manifest.json $(DAGSTER_HOME)
 
 # Fuzz the shard readers: FUZZ_CASES generated and damaged shards per format (8 formats), a new
 # seed each run (FUZZ_SEED=n repeats one). Prints cases, crashes and rows lost; fails unless all 0.

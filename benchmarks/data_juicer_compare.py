@@ -308,7 +308,7 @@ def ours_main(root: Path, which: str, out: Path) -> None:
     from curation_assets.scoring.image_models import BatchSettings, score_image_tables
     from curation_assets.sources import SourceKind
 
-    recipe = load_recipe(PACKAGED_RECIPES / "smoke.yaml")
+    recipe = load_recipe(PACKAGED_RECIPES / "smoke.yaml").without_evaluation()  # the data pipeline alone
     models = {"clip": load_clip(ClipModel(model="ViT-B-32", pretrained=None), "smoke", device="auto")}
     image_tables = ["clip_embeddings"]
     if which == FULL_TABLES:

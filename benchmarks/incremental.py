@@ -22,7 +22,7 @@ SIZES = (10, 1000)
 def _recipe():
     from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
 
-    recipe = load_recipe(PACKAGED_RECIPES / "smoke.yaml")
+    recipe = load_recipe(PACKAGED_RECIPES / "smoke.yaml").without_evaluation()  # the data pipeline alone
     filters = type(recipe).model_validate({"filters": [{"image_shape_filter": {"min_width": 32}}]}).filters
     # Image dedup only: the smoke captioner's random recaptions look alike to caption MinHash and would
     # chain unrelated pairs into one duplicate group.

@@ -97,7 +97,7 @@ def load_models(model_set: str) -> dict:
     from curation_assets.models.loading import Runtime, load_model
     from curation_assets.recipe import PACKAGED_RECIPES, ClipModel, load_recipe
 
-    recipe = load_recipe(PACKAGED_RECIPES / "smoke.yaml")
+    recipe = load_recipe(PACKAGED_RECIPES / "smoke.yaml").without_evaluation()  # the data pipeline alone
     runtime = Runtime(device="auto")  # the GPU when there is one; nothing but the CPU here
     loaded = {name: load_model(name, recipe.models, runtime) for name in ("clip", "itm", "watermark", "nsfw")}
     if model_set == "vit_b_32":

@@ -3,7 +3,7 @@
 import warnings
 from typing import Any
 
-from dagster import BetaWarning, Definitions, PreviewWarning
+from dagster import BetaWarning, Definitions, PipesSubprocessClient, PreviewWarning
 
 # Partitioned asset checks (one check per shard) are a preview feature and backfill policies (several
 # shards per run, so a model loads once per run) a beta one in dagster 1.13. We rely on both
@@ -17,10 +17,11 @@ from curation_assets.defs.automation import AUTOMATION_SENSOR  # noqa: E402
 from curation_assets.defs.branches import build_branch_assets  # noqa: E402
 from curation_assets.defs.checks import build_checks  # noqa: E402
 from curation_assets.defs.curated import build_curated_assets  # noqa: E402
+from curation_assets.defs.eval import build_eval_assets  # noqa: E402
 from curation_assets.defs.ingest import build_ingest_assets  # noqa: E402
 from curation_assets.defs.jobs import GLOBAL_JOB, INGEST_JOBS, SCORE_JOBS  # noqa: E402
 from curation_assets.defs.mix import build_mix_assets  # noqa: E402
-from curation_assets.defs.models import model_resources  # noqa: E402
+from curation_assets.defs.models import model_resources, proxy_encoder_resources  # noqa: E402
 from curation_assets.defs.raw import RAW_SHARDS, SHARD_SETS  # noqa: E402
 from curation_assets.defs.reaper import reap_dead_runs_sensor  # noqa: E402
 from curation_assets.defs.resources import DataRootResource  # noqa: E402
@@ -51,11 +52,19 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
             *build_selection_assets(recipe),
             *build_curated_assets(recipe),
             *build_mix_assets(recipe),
+            *build_eval_assets(recipe),
         ],
         asset_checks=build_checks(recipe),
         jobs=[*INGEST_JOBS.values(), *SCORE_JOBS.values(), GLOBAL_JOB],
         sensors=[*NEW_SHARD_SENSORS, AUTOMATION_SENSOR, reap_dead_runs_sensor],
-        resources={"data_root": resource, **model_resources(recipe, **model_runtime)},
+        resources={
+            "data_root": resource,
+            **model_resources(recipe, **model_runtime),
+            **proxy_encoder_resources(recipe, **model_runtime),
+            # Runs the proxy eval script and the recipe's external train/eval command (PipesK8sClient on a
+            # cluster: see README, "Eval results").
+            "pipes": PipesSubprocessClient(),
+        },
     )
 
 

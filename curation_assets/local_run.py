@@ -149,6 +149,7 @@ def summarize_outputs(store: TableStore) -> str:
     analyses = [str(store.path(chain.analysis)) for chain in registry.CHAINS.values()]
     lines.append(f"  score quantiles: {', '.join(analyses)}")
     lines += summarize_mix(store)
+    lines += summarize_eval(store)
     return "\n".join(lines)
 
 
@@ -174,6 +175,19 @@ def summarize_mix(store: TableStore) -> list[str]:
         shown = files[0] if len(files) == 1 else f"{files[0]} ... ({len(files)} files)"
         lines.append(f"    {name:<12} {export['counts'].get('samples', 0):>5} samples  {shown}")
     return lines
+
+
+def summarize_eval(store: TableStore) -> list[str]:
+    """Curated vs random vs all on each eval set, and the sensitivity verdict (when the recipe evaluates)."""
+    from curation_assets.evaluation.report import comparison_lines
+
+    if not store.exists(registry.EVAL_RESULTS):
+        return []
+    report = store.read_json(registry.EVAL_RESULTS)
+    lines = [f"  eval: {line}" for line in comparison_lines(report)]
+    sensitivity = report["sensitivity"]
+    lines.append(f"    sensitivity {'passed' if sensitivity['passed'] else 'warning'}: {sensitivity['message']}")
+    return [*lines, f"    report: {store.path(registry.EVAL_RESULTS)}"]
 
 
 def _shard_tables(store: TableStore, spec: TableSpec):

@@ -54,10 +54,13 @@ def require_shared(folder: str) -> Path:
     return path
 
 
-def smoke_recipe():
+def smoke_recipe(evaluation: bool = False):
+    """The packaged smoke recipe; without its eval section unless asked (the eval assets have their
+    own tests, and every other graph test is about the data)."""
     from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
 
-    return load_recipe(PACKAGED_RECIPES / "smoke.yaml")
+    recipe = load_recipe(PACKAGED_RECIPES / "smoke.yaml")
+    return recipe if evaluation else recipe.without_evaluation()
 
 
 def keep_only(root: Path, shards=SETTLED_SHARDS) -> Path:

@@ -8,7 +8,6 @@ from curation_assets.definitions import build_definitions
 from curation_assets.defs import models as model_resources
 from curation_assets.defs.local_runner import RANGE_END_TAG, RANGE_START_TAG
 from curation_assets.local_run import tick_shard_sensors
-from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
 from curation_assets.sources import SourceKind
 from curation_assets_tests.helpers import SETTLED_SHARDS, ingest_registered, key, read_table, smoke_recipe
 from curation_assets_tests.staleness import StaleStatus, stale_status
@@ -34,7 +33,7 @@ def caption_root(demo_root):
 
 @pytest.fixture
 def smoke():
-    return load_recipe(PACKAGED_RECIPES / "smoke.yaml")
+    return smoke_recipe()  # without its eval section: test_dagster_eval follows a new shard to the eval
 
 
 def score_all_in_one_run(instance, defs):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import shutil
 import signal
 import subprocess
@@ -131,9 +132,13 @@ def table_versions(root: Path) -> dict[str, str]:
             versions[str(relative)] = "a leftover temp file of an interrupted write"
             continue
         if path.suffix == ".parquet":
-            # The index's `inputs` are storage ids of this instance's events: bookkeeping, not content.
-            frame = pl.read_parquet(path).drop("inputs", strict=False)
+            # The index's `inputs` are storage ids of this instance's events, and the eval history's
+            # `recorded_at` the time of each eval: bookkeeping, not content.
+            frame = pl.read_parquet(path).drop("inputs", "recorded_at", strict=False)
             versions[str(relative)] = content_version(frame)
+        elif relative.parts[0] == "eval" and path.suffix == ".json":  # an eval report: all but its timings
+            report = {k: v for k, v in json.loads(path.read_text()).items() if k != "seconds"}
+            versions[str(relative)] = hashlib.sha256(json.dumps(report, sort_keys=True).encode()).hexdigest()
         else:  # json, jsonl, tars, images: their bytes
             versions[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return versions

@@ -217,14 +217,18 @@ def failed_upstream(depth: int = 4) -> AutomationCondition:
     return condition
 
 
-def on_new_data(reads_every_shard: bool = False) -> AutomationCondition:
+def on_new_data(reads_every_shard: bool = False, joins_runs: bool = True) -> AutomationCondition:
     """Run a table when it is missing or behind its inputs or code, once nothing it reads is missing or
     running. Tables whose inputs will be requested in the same tick join that run, so a new shard's
     tables go in one run and the global decisions in one more. A failed run is not retried until an
     input updates again (no retry loop).
 
     `reads_every_shard`: a global table does not wait for a shard whose tables are missing because
-    its run failed; it goes on without that shard (one failure stays one failure), and reports it."""
+    its run failed; it goes on without that shard (one failure stays one failure), and reports it.
+
+    `joins_runs=False`: the table never joins a run requested for its inputs; it waits until they are
+    done and runs only if their data then moved. For costly tables (the eval) downstream of
+    content-versioned ones, which a re-run often leaves unchanged."""
     due = (AutomationCondition.missing() | BehindInputs()) & ~AutomationCondition.execution_failed()
     # After a failure, new data in an input is worth one more try (an identical re-run of it is not).
     # Only after a failure: for any other table BehindInputs already says when an input moved, and an
@@ -240,8 +244,9 @@ def on_new_data(reads_every_shard: bool = False) -> AutomationCondition:
         ).with_label("any_deps_missing_not_failed")
     else:
         waiting = AutomationCondition.any_deps_missing()
+    joining = AutomationCondition.any_deps_match(AutomationCondition.will_be_requested())
     return (
-        (due | retry | AutomationCondition.any_deps_match(AutomationCondition.will_be_requested()))
+        ((due | retry | joining) if joins_runs else (due | retry) & ~joining)
         & ~waiting
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()

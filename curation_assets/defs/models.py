@@ -11,6 +11,7 @@ from typing import Any
 from dagster import ConfigurableResource, get_dagster_logger
 from pydantic import Field
 
+from curation_assets import registry
 from curation_assets.models.loading import LOADERS, Runtime, load_model
 from curation_assets.recipe import Models, Recipe
 from curation_assets.scoring.image_models import BatchSettings
@@ -19,6 +20,7 @@ from curation_assets.scoring.image_models import BatchSettings
 # use it to show that a multi-shard run loads each model once, not once per shard).
 _LOADED_IN_THIS_PROCESS: dict[str, Any] = {}
 LOADS: Counter[str] = Counter()
+PROXY_ENCODERS = next(iter(registry.PROXY_FEATURES.resources))
 
 
 class ModelResource(ConfigurableResource):
@@ -67,3 +69,36 @@ class ResourceModels:
 
     def batch_settings(self, name: str) -> BatchSettings:
         return getattr(self.resources, name).batch_settings()
+
+
+class ProxyEncodersResource(ConfigurableResource):
+    """The proxy eval's frozen encoders (the recipe's `evaluation.encoders`), loaded once per process
+    on first use and shared by every shard and run in it."""
+
+    encoders: dict = Field(description="the recipe's evaluation.encoders section (what to load)")
+    device: str = Field(default="auto", description="auto picks cuda, then mps, then cpu")
+    num_workers: int = Field(default=2, description="DataLoader workers decoding images while the encoder runs")
+    half_precision: bool = Field(default=True, description="float16 on CUDA")
+
+    @property
+    def model(self) -> Any:
+        from curation_assets.evaluation.encoders import load_encoders
+        from curation_assets.evaluation.settings import Encoders
+
+        key = f"proxy_encoders:{self.model_dump_json()}"
+        if key not in _LOADED_IN_THIS_PROCESS:
+            loaded = load_encoders(Encoders.model_validate(self.encoders), self.device, self.half_precision)
+            LOADS[PROXY_ENCODERS] += 1
+            get_dagster_logger().info(f"loaded proxy encoders {loaded.identity}")
+            _LOADED_IN_THIS_PROCESS[key] = loaded
+        return _LOADED_IN_THIS_PROCESS[key]
+
+    def batch_settings(self) -> BatchSettings:
+        return BatchSettings(int(self.encoders.get("batch_size", 64)), self.num_workers)
+
+
+def proxy_encoder_resources(recipe: Recipe, **runtime: Any) -> dict[str, ProxyEncodersResource]:
+    """The proxy eval's encoders, under the resource name the feature table declares; device and
+    workers from the same runtime settings as the model resources."""
+    kept = {name: value for name, value in runtime.items() if name in ("device", "num_workers", "half_precision")}
+    return {PROXY_ENCODERS: ProxyEncodersResource(encoders=recipe.evaluation.encoders.model_dump(mode="json"), **kept)}

@@ -11,7 +11,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from curation_assets.quarantine import Reason
@@ -37,6 +37,10 @@ from .writers import (
 )
 
 MANIFEST_NAME = "demo_manifest.json"
+# The proxy eval's demo set (smoke.yaml names it `data:evals/demo_eval.tar`): pictures of the same
+# kind as the training shards, none of them in any shard, each with two captions as COCO has five.
+EVAL_SET_FILE = "evals/demo_eval.tar"
+EVAL_IMAGES, EVAL_CAPTIONS_PER_IMAGE = 24, 2
 
 # Quarantine reasons are the readers' own codes; these are the ones the demo plants on purpose.
 UNDECODABLE_IMAGE = Reason.undecodable_image.value
@@ -781,6 +785,19 @@ def _interleaved_docs(
 # --- entry point ------------------------------------------------------------------------------
 
 
+def _eval_set(path: Path, ctx: DemoContext) -> None:
+    """A WebDataset tar of EVAL_IMAGES new scenes (drawn after every training scene, so none is in a
+    shard), each image written once per caption phrasing: rows sharing an image are one eval image."""
+    samples = []
+    for _ in range(EVAL_IMAGES):
+        scene = ctx.scenes.next()
+        image = images.scene_jpeg(scene)
+        for offset in range(EVAL_CAPTIONS_PER_IMAGE):
+            phrasing = replace(scene, template=(scene.template + offset) % len(images.CAPTION_TEMPLATES))
+            samples.append(CaptionSample(image, phrasing.caption()))
+    write_webdataset_tar(path, samples)
+
+
 def generate_demo_data(root: str | Path, seed: int = 0) -> dict:
     """Write the demo shards under `<root>/raw/` and `<root>/demo_manifest.json`; return the manifest.
 
@@ -854,6 +871,8 @@ def generate_demo_data(root: str | Path, seed: int = 0) -> dict:
     })  # fmt: skip
     write_text_parquet(raw / "text/web-00001.parquet", web1)
     manifest["text/web-00001.parquet"] = ledger.summary()
+
+    _eval_set(root / EVAL_SET_FILE, ctx)  # not a shard: not in the manifest of ingest outcomes
 
     root.mkdir(parents=True, exist_ok=True)
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
