@@ -9,7 +9,8 @@ quiet (no run queued or in progress, and the automation sensor has ticked twice 
 - nothing stale or unsynced: every asset and every partition FRESH by Dagster's own resolver (the
   one behind the UI's badges), and the automation sensor requests nothing more;
 - no pair in the curated pool that dedup marks as a duplicate of another kept pair;
-- no per-shard model step ran on an old shard.
+- no per-shard model step ran on an old shard;
+- every run succeeded, and the eval (when the recipe has one) ran exactly once.
 
 Prints the runs and minutes it took; exits non-zero when an assertion fails. Not in CI: it takes
 minutes and starts servers.
@@ -108,6 +109,10 @@ def wait_until_quiet(port: int, since: float, deadline: float, log) -> list[dict
     raise TimeoutError("the pipeline did not go quiet in time")
 
 
+def run_assets(run: dict) -> set[str]:
+    return {"/".join(asset["path"]) for asset in run["assetSelection"] or []}
+
+
 def check_converged(root: Path, home: Path, new_shard: str, runs: list[dict]) -> list[str]:
     """The drill's assertions, against the instance and the tables on disk; returns what failed."""
     os.environ["DAGSTER_HOME"] = str(home)
@@ -145,12 +150,20 @@ def check_converged(root: Path, home: Path, new_shard: str, runs: list[dict]) ->
     crowded = groups.group_by("group_id").len().filter(groups.group_by("group_id").len()["len"] > 1)
     if crowded.height:
         problems.append(f"{crowded.height} duplicate groups have more than one pair in the pool")
+    failed = [run["runId"] for run in runs if run["status"] != "SUCCESS"]
+    if failed:
+        problems.append(f"{len(failed)} run(s) did not succeed: {failed}")
+    # A new shard moves the mix, so an eval is due: exactly once, after the mix settled.
+    if registry.EVAL_RESULTS.qualified_name in {asset.to_user_string() for asset in graph.materializable_asset_keys}:
+        evals = [run for run in runs if registry.EVAL_RESULTS.qualified_name in run_assets(run)]
+        if len(evals) != 1:
+            problems.append(f"the eval ran {len(evals)} times for one new shard (expected once)")
     model_tables = {spec.qualified_name for spec in registry.TABLES if spec.gpu}
     for run in runs:
         tags = {tag["key"]: tag["value"] for tag in run["tags"]}
         shard_tags = ("dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
         shards = {tags.get(tag) for tag in shard_tags} - {None}
-        assets = {"/".join(asset["path"]) for asset in run["assetSelection"] or []}
+        assets = run_assets(run)
         if assets & model_tables and shards - {new_shard}:
             problems.append(f"run {run['runId']} ran model tables {sorted(assets & model_tables)} on {sorted(shards)}")
     return problems
@@ -213,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("\nFAILED:\n  " + "\n  ".join(problems))
         return 1
-    print("\nconverged: nothing stale, no duplicate in the pool, no model step on an old shard")
+    print("\nconverged: nothing stale, every run succeeded, no duplicate in the pool, no model step on an old shard")
     return 0
 
 
