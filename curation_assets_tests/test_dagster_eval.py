@@ -13,10 +13,11 @@ from dagster import AssetKey, instance_for_test
 from curation_assets import registry
 from curation_assets.definitions import build_definitions
 from curation_assets.defs.keys import asset_key
-from curation_assets.defs.local_runner import run_automation
+from curation_assets.defs.local_runner import AutomationState, run_automation, tick
 from curation_assets.evaluation.settings import External
 from curation_assets.exports.layout import LLAVA_FILE
 from curation_assets.local_run import summarize_eval, tick_shard_sensors
+from curation_assets.sources import SourceKind
 from curation_assets.table_store import TableStore
 from curation_assets_tests.helpers import FAST_MODELS, private_copy, smoke_recipe
 
@@ -153,6 +154,26 @@ def test_a_new_shard_reaches_the_eval_once_after_the_mix(evaluated):
     assert set(eval_run.assets) == {"eval/eval_results", "eval/eval_history"}
     assert runs.index(eval_run) == len(runs) - 1 and "mix/mix" in ran(runs[: runs.index(eval_run)])
     assert run_automation(instance, defs, log=lambda _: None) == []
+
+
+def test_a_shards_features_alone_do_not_start_the_eval(evaluated):
+    """Under the daemon a shard's run writes its eval features long before the global run moves the
+    mix; a tick in between must not start the eval on the old mix."""
+    root, instance = evaluated
+    raw = root / "raw" / "caption"
+    shutil.copy(next(iter(sorted(raw.glob("*.tar")))), raw / "wds-00043.tar")
+    defs = build_definitions(str(root), smoke_recipe(evaluation=True), **FAST_MODELS)
+    tick_shard_sensors(instance, defs, log=lambda _: None)
+    early = [registry.NORMALIZED[SourceKind.caption], registry.QUARANTINE[SourceKind.caption], registry.PROXY_FEATURES]
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, partition_key="wds-00043.tar", asset_selection=[asset_key(spec) for spec in early]
+    )
+    assert result.success
+    requested = {
+        key.to_user_string() for request in tick(instance, defs, AutomationState()) for key in request.asset_selection
+    }
+    assert "caption/clip_embeddings" in requested  # the shard's scoring is still to do
+    assert "eval/eval_results" not in requested
 
 
 def external_recipe(fail_after=None):

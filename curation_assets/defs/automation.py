@@ -53,7 +53,12 @@ def _storage_id(tags: Mapping[str, str], tag: str) -> int:
 
 
 class BehindInputs(AutomationCondition):
-    """True for each asset partition whose latest materialization is behind its inputs or code."""
+    """True for each asset partition whose latest materialization is behind its inputs or code.
+
+    `ignored` inputs moving does not count (see on_new_data's `ignores`)."""
+
+    def __init__(self, ignored: Iterable[AssetKey] = ()):
+        self.ignored = frozenset(ignored)
 
     @property
     def name(self) -> str:
@@ -75,11 +80,12 @@ class BehindInputs(AutomationCondition):
             return AutomationResult(context, context.get_empty_subset())
         node = context.asset_graph.get(context.key)
         storage = context.asset_graph_view.instance.event_log_storage
+        parents = sorted(node.parent_keys - self.ignored)
         if node.partitions_def is None:
-            reasons = {None: _behind(context, storage, node)}
+            reasons = {None: _behind(context, storage, node, parents)}
         else:
             partitions = list(context.candidate_subset.expensively_compute_partition_keys())
-            reasons = dict(zip(partitions, _behind_by_partition(context, storage, node, partitions)))
+            reasons = dict(zip(partitions, _behind_by_partition(context, storage, node, parents, partitions)))
         behind = {partition: why for partition, why in reasons.items() if why}
         if node.partitions_def is None:
             true_subset = context.candidate_subset if behind else context.get_empty_subset()
@@ -91,7 +97,7 @@ class BehindInputs(AutomationCondition):
         return AutomationResult(context, true_subset, metadata={"why": MetadataValue.text(summary or "up to date")})
 
 
-def _behind(context: AutomationContext, storage, node) -> list[str]:
+def _behind(context: AutomationContext, storage, node, parents: list[AssetKey]) -> list[str]:
     """Reasons an unpartitioned asset is behind (empty: up to date or never materialized)."""
     record = context.asset_graph_view.instance.get_latest_materialization_event(node.key)
     if record is None or record.asset_materialization is None:
@@ -100,7 +106,7 @@ def _behind(context: AutomationContext, storage, node) -> list[str]:
     reasons: list[str] = []
     if node.code_version is not None and tags.get(CODE_VERSION_TAG) != node.code_version:
         reasons.append("code version")
-    for parent in sorted(node.parent_keys):
+    for parent in parents:
         parent_node = context.asset_graph.get(parent)
         if parent_node.partitions_def is None:
             current = _current_data_version(context, parent)
@@ -111,7 +117,9 @@ def _behind(context: AutomationContext, storage, node) -> list[str]:
     return reasons
 
 
-def _behind_by_partition(context: AutomationContext, storage, node, partitions: list[str]) -> list[list[str]]:
+def _behind_by_partition(
+    context: AutomationContext, storage, node, parents: list[AssetKey], partitions: list[str]
+) -> list[list[str]]:
     """Reasons each partition of a partitioned asset is behind; its partitioned inputs are the same shard."""
     instance = context.asset_graph_view.instance
     own_ids = storage.get_latest_storage_id_by_partition(node.key, MATERIALIZATION, set(partitions))
@@ -121,7 +129,7 @@ def _behind_by_partition(context: AutomationContext, storage, node, partitions: 
     for partition, tags in own.items():
         if node.code_version is not None and tags.get(CODE_VERSION_TAG) != node.code_version:
             reasons[partition].append("code version")
-    for parent in sorted(node.parent_keys):
+    for parent in parents:
         if context.asset_graph.get(parent).partitions_def is None:
             current = _current_data_version(context, parent)
             for partition, tags in own.items():
@@ -217,7 +225,9 @@ def failed_upstream(depth: int = 4) -> AutomationCondition:
     return condition
 
 
-def on_new_data(reads_every_shard: bool = False, joins_runs: bool = True) -> AutomationCondition:
+def on_new_data(
+    reads_every_shard: bool = False, joins_runs: bool = True, ignores: Iterable[AssetKey] = ()
+) -> AutomationCondition:
     """Run a table when it is missing or behind its inputs or code, once nothing it reads is missing or
     running. Tables whose inputs will be requested in the same tick join that run, so a new shard's
     tables go in one run and the global decisions in one more. A failed run is not retried until an
@@ -228,8 +238,13 @@ def on_new_data(reads_every_shard: bool = False, joins_runs: bool = True) -> Aut
 
     `joins_runs=False`: the table never joins a run requested for its inputs; it waits until they are
     done and runs only if their data then moved. For costly tables (the eval) downstream of
-    content-versioned ones, which a re-run often leaves unchanged."""
-    due = (AutomationCondition.missing() | BehindInputs()) & ~AutomationCondition.execution_failed()
+    content-versioned ones, which a re-run often leaves unchanged.
+
+    `ignores`: inputs whose moving does not make the table due by itself (it still waits for them),
+    because they settle before the inputs that matter. A new shard's eval features are written by the
+    shard's run, long before the global run moves the mix: under the daemon, an eval behind them alone
+    started on the old mix while the new shard was still being scored."""
+    due = (AutomationCondition.missing() | BehindInputs(ignores)) & ~AutomationCondition.execution_failed()
     # After a failure, new data in an input is worth one more try (an identical re-run of it is not).
     # Only after a failure: for any other table BehindInputs already says when an input moved, and an
     # edge remembered "since last requested" would fire again after a run that already read the new

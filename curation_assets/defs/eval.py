@@ -68,8 +68,13 @@ def eval_asset_kwargs(spec, recipe: Recipe) -> dict:
     mix (or the exports) to finish and runs only if their content moved. An eval costs minutes to
     days; a mix re-run that draws the same rows must not start one."""
     kwargs = asset_spec_kwargs(spec, recipe)
-    reads_every_shard = any(registry.read_spec(spec, name).scope is Scope.shard for name in spec.reads_under(recipe))
-    return {**kwargs, "automation_condition": on_new_data(reads_every_shard, joins_runs=False)}
+    reads = [registry.read_spec(spec, name) for name in spec.reads_under(recipe)]
+    reads_every_shard = any(read.scope is Scope.shard for read in reads)
+    # Per-shard inputs (the features) settle in a shard's run, before the global run moves the mix: the
+    # eval waits for the mix to move instead. A change of encoders moves the eval's code version too.
+    ignores = [asset_key(read) for read in reads if read.scope is Scope.shard]
+    condition = on_new_data(reads_every_shard, joins_runs=False, ignores=ignores)
+    return {**kwargs, "automation_condition": condition}
 
 
 def _local_root(data_root: DataRootResource) -> Path:
