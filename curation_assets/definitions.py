@@ -28,7 +28,7 @@ from curation_assets.defs.resources import DataRootResource  # noqa: E402
 from curation_assets.defs.sample_index import build_samples_asset  # noqa: E402
 from curation_assets.defs.selection import build_selection_assets  # noqa: E402
 from curation_assets.defs.sensors import NEW_SHARD_SENSORS  # noqa: E402
-from curation_assets.defs.shard_assets import build_shard_table_asset  # noqa: E402
+from curation_assets.defs.shard_assets import build_shard_tables_asset  # noqa: E402
 from curation_assets.recipe import Recipe, load_recipe  # noqa: E402
 
 
@@ -39,13 +39,12 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
     recipe = recipe or load_recipe()
     ingest = recipe.ingest.model_dump()
     resource = DataRootResource(url=data_root, ingest=ingest) if data_root else DataRootResource(ingest=ingest)
-    per_shard = registry.tables_in_use(recipe)
     return Definitions(
         assets=[
             *RAW_SHARDS,
             *SHARD_SETS,
             *build_ingest_assets(recipe),
-            *(build_shard_table_asset(spec, recipe) for spec in per_shard),
+            *(build_shard_tables_asset(step, recipe) for step in registry.per_shard_steps(recipe)),
             *(build_samples_asset(recipe, kind) for kind in registry.CHAINS),
             *build_branch_assets(recipe),
             build_analysis_asset(recipe),

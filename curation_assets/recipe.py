@@ -203,6 +203,26 @@ class Checks(RecipeSection):
     kept_fraction: KeptFraction = KeptFraction()
 
 
+class Scoring(RecipeSection):
+    also_compute: list[str] = Field(
+        default_factory=list,
+        description="per-shard tables to compute although nothing under this recipe reads them (e.g. "
+        "caption/caption_embedding for your own analysis); every other score table is computed only when a "
+        "decision, the analysis, the mix or the eval reads it",
+    )
+
+    @field_validator("also_compute")
+    @classmethod
+    def _known_tables(cls, names: list[str]) -> list[str]:
+        from curation_assets import registry
+
+        known = {spec.qualified_name for spec in registry.COMPUTED_PER_SHARD}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"{unknown} are not per-shard tables; known: {', '.join(sorted(known))}")
+        return names
+
+
 def caption_score(field_key: str) -> str:
     """A recipe field naming a caption score must name one the registry declares."""
     from curation_assets import registry
@@ -453,6 +473,7 @@ class Recipe(RecipeSection):
         description="eval results: the proxy eval on named eval sets, an optional external train/eval command",
     )
     checks: Checks = Checks()
+    scoring: Scoring = Field(default_factory=Scoring, description="which per-shard tables beyond those read to compute")
     source: str = Field(default="<defaults>", exclude=True, description="where the recipe was loaded from")
 
     @model_validator(mode="before")

@@ -350,6 +350,13 @@ INTERLEAVED_TEXT_STATS = _score_table(
 INTERLEAVED_TEXT_QUALITY = _text_quality_table(INTERLEAVED)
 INTERLEAVED_MINHASH = _minhash_table(INTERLEAVED, "text_minhash", "document's text")
 
+# Per-shard tables computed in one step when several are due: one read and one decode of each image
+# feed every model of the pass (scoring/image_pass.py). Each stays its own asset with its own code
+# version, so a changed model re-runs only its table (the step computes just the tables selected).
+CAPTION_IMAGE_PASS = (CLIP_EMBEDDINGS, ITM, WATERMARK, NSFW, IMAGE_PHASH)
+INTERLEAVED_IMAGE_PASS = (INTERLEAVED_IMAGE_EMBEDDINGS, INTERLEAVED_NSFW, INTERLEAVED_PHASH)
+COMPUTED_TOGETHER = (CAPTION_IMAGE_PASS, INTERLEAVED_IMAGE_PASS)
+
 CAPTION_SCORE_TABLES = (
     CLIP_EMBEDDINGS,
     CLIP_SIMILARITY,
@@ -1066,14 +1073,47 @@ def score_tables(kind: SourceKind) -> tuple[TableSpec, ...]:
 
 
 def tables_in_use(recipe: Recipe) -> tuple[TableSpec, ...]:
-    """The per-shard tables this recipe materializes: every score table, except the optional ones
-    (perplexity, recaptions, proxy features) when nothing under this recipe reads them."""
-    optional = {
+    """The per-shard tables this recipe materializes: those a decision, the analysis, the mix or the
+    eval reads under this recipe (directly or through another per-shard table), and those the recipe
+    asks for (`scoring.also_compute`). A score nothing reads costs a model pass per shard for nothing."""
+    switched_on = {
         TEXT_PERPLEXITY: uses_perplexity(recipe),
         RECAPTIONED: recipe.recaption.enabled,
         PROXY_FEATURES: uses_proxy_eval(recipe),
     }
-    return tuple(spec for spec in COMPUTED_PER_SHARD if optional.get(spec, True))
+    available = [spec for spec in COMPUTED_PER_SHARD if switched_on.get(spec, True)]
+    asked = [spec for spec in available if spec.qualified_name in recipe.scoring.also_compute]
+    readers = [spec for spec in TABLES if spec not in COMPUTED_PER_SHARD]
+    read = _read_transitively([*readers, *asked], recipe)
+    return tuple(spec for spec in available if spec in read or spec in asked)
+
+
+def _read_transitively(readers: list[TableSpec], recipe: Recipe) -> set[TableSpec]:
+    """Every table `readers` read under `recipe`, and what those read, and so on."""
+    found: set[TableSpec] = set()
+    stack = list(readers)
+    while stack:
+        reader = stack.pop()
+        for name in reader.reads_under(recipe):
+            spec = read_spec(reader, name)
+            if spec not in found:
+                found.add(spec)
+                stack.append(spec)
+    return found
+
+
+def per_shard_steps(recipe: Recipe) -> list[tuple[TableSpec, ...]]:
+    """The per-shard tables in use, as the steps that compute them: a group of COMPUTED_TOGETHER
+    (those of its tables in use) or one table alone."""
+    in_use = tables_in_use(recipe)
+    steps: list[tuple[TableSpec, ...]] = []
+    grouped: set[TableSpec] = set()
+    for group in COMPUTED_TOGETHER:
+        members = tuple(spec for spec in group if spec in in_use)
+        if members:
+            steps.append(members)
+            grouped.update(members)
+    return steps + [(spec,) for spec in in_use if spec not in grouped]
 
 
 def column_tables(kind: SourceKind) -> dict[str, TableSpec]:

@@ -36,7 +36,7 @@ class Models(Protocol):
 
 @dataclass
 class ShardWork:
-    table: TableSpec
+    table: TableSpec  # for a group computed together: the first; `together` holds them all
     shard_id: str
     shard: ShardFile
     store: TableStore
@@ -44,6 +44,7 @@ class ShardWork:
     reads: tuple[str, ...]  # the table's reads under this recipe
     models: Models
     log: Callable[[str], None]
+    together: tuple[TableSpec, ...] = ()
     _last_progress: float = field(default_factory=time.monotonic, repr=False)
 
     def read(self, name: str) -> pl.DataFrame:
@@ -67,7 +68,7 @@ class ShardWork:
         return self.read(registry.NORMALIZED[self.table.kind].name)
 
     def model(self, name: str) -> Any:
-        if name not in self.table.resources:
+        if not any(name in spec.resources for spec in (self.table, *self.together)):
             raise PermissionError(
                 f"{self.table.qualified_name} uses model {name} without declaring it; add it to its resources"
             )
@@ -87,6 +88,9 @@ class ShardWork:
 
 Compute = Callable[[ShardWork], TableOutput]
 COMPUTES: dict[TableSpec, Compute] = {}
+# Several tables from one computation: (work, the tables due) -> their outputs.
+ComputeTogether = Callable[[ShardWork, tuple[TableSpec, ...]], dict[TableSpec, TableOutput]]
+COMPUTES_TOGETHER: dict[tuple[TableSpec, ...], ComputeTogether] = {}
 
 
 def computes(spec: TableSpec) -> Callable[[Compute], Compute]:
@@ -101,6 +105,29 @@ def computes(spec: TableSpec) -> Callable[[Compute], Compute]:
     return register
 
 
+def computes_together(group: tuple[TableSpec, ...]) -> Callable[[ComputeTogether], ComputeTogether]:
+    """Register `function` as the computation of any subset of `group` (one of registry.COMPUTED_TOGETHER);
+    each table of the group also gets a computation of its own: the group's with that table alone due."""
+
+    def register(function: ComputeTogether) -> ComputeTogether:
+        if group not in registry.COMPUTED_TOGETHER:
+            raise RuntimeError(f"{function.__name__}: {[s.name for s in group]} is not in registry.COMPUTED_TOGETHER")
+        COMPUTES_TOGETHER[group] = function
+        for spec in group:
+            computes(spec)(_alone(function, spec))
+        return function
+
+    return register
+
+
+def _alone(function: ComputeTogether, spec: TableSpec) -> Compute:
+    def compute(work: ShardWork) -> TableOutput:
+        return function(work, (spec,))[spec]
+
+    compute.__name__ = f"{function.__name__}[{spec.name}]"
+    return compute
+
+
 # The modules whose @computes functions bind the per-shard tables; importing one registers them.
 COMPUTATION_MODULES = (
     "curation_assets.scoring.caption_tables",
@@ -111,9 +138,23 @@ COMPUTATION_MODULES = (
 )
 
 
-def computation(spec: TableSpec) -> Compute:
+def _import_computations() -> None:
     for module in COMPUTATION_MODULES:
         importlib.import_module(module)
+
+
+def computation_together(group: tuple[TableSpec, ...]) -> ComputeTogether:
+    """The computation of a group of registry.COMPUTED_TOGETHER (or of any subset of one)."""
+    _import_computations()
+    for registered, function in COMPUTES_TOGETHER.items():
+        if set(group) <= set(registered):
+            return function
+    names = [spec.qualified_name for spec in group]
+    raise KeyError(f"{names} are not computed together; see registry.COMPUTED_TOGETHER")
+
+
+def computation(spec: TableSpec) -> Compute:
+    _import_computations()
     if spec not in COMPUTES:
         raise KeyError(f"{spec.qualified_name} has no computation; decorate one with @computes({spec.name.upper()})")
     return COMPUTES[spec]

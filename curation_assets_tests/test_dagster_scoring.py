@@ -6,7 +6,7 @@ import pytest
 from curation_assets import registry
 from curation_assets.definitions import build_definitions
 from curation_assets.defs import models as model_resources
-from curation_assets.defs.local_runner import RANGE_END_TAG, RANGE_START_TAG
+from curation_assets.defs.local_runner import RANGE_END_TAG, RANGE_START_TAG, run_automation
 from curation_assets.local_run import tick_shard_sensors
 from curation_assets.sources import SourceKind
 from curation_assets_tests.helpers import SETTLED_SHARDS, ingest_registered, key, read_table, smoke_recipe
@@ -14,7 +14,10 @@ from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
 KEEP = ("wds-00000.tar", "dj-00000.jsonl", "llava-00000.json")
-PER_SHARD_TABLES = [spec.name for spec in registry.CAPTION_SCORE_TABLES]
+# The caption score tables the smoke recipe computes (those something reads).
+PER_SHARD_TABLES = [
+    spec.name for spec in registry.CAPTION_SCORE_TABLES if spec in registry.tables_in_use(smoke_recipe())
+]
 FAST = {"num_workers": 0, "batch_size": 16}
 
 
@@ -79,6 +82,16 @@ def test_ingest_loads_no_model_and_one_scoring_run_loads_each_model_once(instanc
     nsfw = read_table(caption_root, "nsfw", "wds-00000.tar")
     assert nsfw["scores_meaningful"].all()  # the shipped NSFW model is real in every profile
 
+    # The five image tables come from one step: one read and one decode of each image feed every model.
+    image_keys = {key(spec.name) for spec in registry.CAPTION_IMAGE_PASS}
+    pass_events = [e for e in result.get_asset_materialization_events() if e.asset_key in image_keys]
+    assert {event.step_key for event in pass_events} == {"caption_image_pass"}
+    assert len(pass_events) == len(image_keys) * len(KEEP)
+    for event in pass_events:
+        metadata = event.materialization.metadata
+        assert metadata["image_pass"].value == ", ".join(spec.name for spec in registry.CAPTION_IMAGE_PASS)
+        assert metadata["decodes_per_image"].value == 1.0, event.partition
+
     events = {event.asset_key: event for event in result.get_asset_materialization_events()}
     metadata = events[key("itm")].materialization.metadata
     assert "carry no meaning" in metadata["warning"].value
@@ -133,6 +146,23 @@ def test_changing_one_model_restales_only_what_reads_it(settled, smoke, edit, ex
     for shard in SETTLED_SHARDS:
         stale = {table for table, status in statuses(instance, edited, shard).items() if status == StaleStatus.STALE}
         assert stale == expected_stale, shard
+
+
+def test_a_changed_model_reruns_its_table_alone_in_the_image_pass(settled, smoke):
+    caption_root, instance = settled
+    models = smoke.models
+    watermark = models.watermark.model_copy(update={"image_size": models.watermark.image_size + 32})
+    edited = smoke.model_copy(update={"models": models.model_copy(update={"watermark": watermark})})
+    before = {spec.name: read_table(caption_root, spec.name, "wds-00000.tar") for spec in registry.CAPTION_IMAGE_PASS}
+    runs = run_automation(instance, build_definitions(str(caption_root), edited, **FAST), log=lambda _: None)
+    assert all(run.success for run in runs)
+    image_tables = {f"caption/{spec.name}" for spec in registry.CAPTION_IMAGE_PASS}
+    assert {asset for run in runs for asset in run.assets} & image_tables == {"caption/watermark"}
+    record = instance.get_latest_materialization_event(key("watermark"))
+    assert record.asset_materialization.metadata["image_pass"].value == "watermark"  # the step computed it alone
+    for name, frame in before.items():
+        after = read_table(caption_root, name, "wds-00000.tar")
+        assert after.equals(frame) != (name == "watermark"), name
 
 
 def test_automation_scores_a_new_shard_alone_and_ignores_an_unchanged_reingest(instance, caption_root, smoke):

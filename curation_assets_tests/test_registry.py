@@ -152,3 +152,36 @@ def test_filters_and_analysis_find_every_score_column_through_the_registry():
     assert columns["itm_probability"] is registry.ITM and columns["num_words"] is registry.CAPTION_TEXT_STATS
     analysed = registry.analysed_columns(registry.CAPTION)
     assert sum(len(c) for c in analysed.values()) == len(columns) == 15
+
+
+def test_only_tables_something_reads_are_computed_unless_the_recipe_asks():
+    recipe = smoke_recipe()
+    in_use = set(registry.tables_in_use(recipe))
+    assert registry.CAPTION_EMBEDDING not in in_use  # read by nothing under this recipe
+    assert registry.CLIP_EMBEDDINGS in in_use  # read by clip_similarity and aesthetics, which decisions read
+    asked = recipe.model_copy(
+        update={"scoring": recipe.scoring.model_copy(update={"also_compute": ["caption/caption_embedding"]})}
+    )
+    assert set(registry.tables_in_use(asked)) == in_use | {registry.CAPTION_EMBEDDING}
+    # Semantic dedup of text documents reads their embeddings: they are computed from then on.
+    from curation_assets.recipe import SemanticDeduplicator
+
+    semantic = recipe.text.dedup.model_copy(update={"semantic_deduplicator": SemanticDeduplicator()})
+    dedup = recipe.model_copy(update={"text": recipe.text.model_copy(update={"dedup": semantic})})
+    assert registry.TEXT_EMBEDDING in registry.tables_in_use(dedup) and registry.TEXT_EMBEDDING not in in_use
+
+
+def test_asking_for_an_unknown_table_names_the_known_ones():
+    from curation_assets.recipe import Scoring
+
+    with pytest.raises(ValueError, match="caption/caption_embedding"):
+        Scoring(also_compute=["caption/caption_embeddings"])
+
+
+def test_image_tables_due_together_are_one_step():
+    steps = registry.per_shard_steps(smoke_recipe())
+    assert registry.CAPTION_IMAGE_PASS in steps
+    flat = [spec for step in steps for spec in step]
+    assert sorted(flat, key=lambda s: s.qualified_name) == sorted(
+        registry.tables_in_use(smoke_recipe()), key=lambda s: s.qualified_name
+    )

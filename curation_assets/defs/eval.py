@@ -58,8 +58,9 @@ PROXY_TAIL_LINES = 40
 
 def recipe_version(recipe: Recipe) -> str:
     """Which recipe made the data an eval scored: every section but the external command, which
-    changes how results are produced elsewhere, not the data."""
-    sections = [name for name in Recipe.model_fields if name not in ("source", "evaluation")]
+    changes how results are produced elsewhere, not the data, and `scoring` (tables computed beyond
+    those read change nothing read)."""
+    sections = [name for name in Recipe.model_fields if name not in ("source", "evaluation", "scoring")]
     return recipe.fingerprint(*sections, *registry.PROXY_SECTIONS)
 
 

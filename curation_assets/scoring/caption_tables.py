@@ -1,30 +1,42 @@
 """How each per-shard score table of caption pairs is computed. Separate tables where costs or models
-differ, so changing one model re-runs only its own table."""
+differ, so changing one model re-runs only its own table; the image tables due together come from one
+pass over the shard's images."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
 
 from curation_assets import registry as tables
 from curation_assets.scoring.embedding_scores import clip_similarity, embedding_matrix
-from curation_assets.shard_work import ShardWork, computes
-from curation_assets.table_spec import TableOutput
+from curation_assets.shard_work import ShardWork, computes, computes_together
+from curation_assets.table_spec import TableOutput, TableSpec
 
 
-@computes(tables.CLIP_EMBEDDINGS)
-def clip_embeddings_table(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.image_models import score_image_tables
+@computes_together(tables.CAPTION_IMAGE_PASS)
+def caption_image_pass(work: ShardWork, due: tuple[TableSpec, ...]) -> dict[TableSpec, TableOutput]:
+    """The due image tables (CLIP embeddings, ITM, watermark, NSFW, pHash) from one read and one decode
+    of each image of the shard."""
+    from curation_assets.scoring.image_models import IMAGE_TABLE_MODELS, BatchSettings, score_image_tables
+    from curation_assets.scoring.image_pass import PassStats
 
-    outputs = score_image_tables(
-        work.shard,
-        work.normalized,
-        [tables.CLIP_EMBEDDINGS.name],
-        work.model,
-        work.batch_settings("clip"),
-        work.progress,
-    )
-    return outputs[tables.CLIP_EMBEDDINGS.name]
+    models = [IMAGE_TABLE_MODELS[spec.name] for spec in due if IMAGE_TABLE_MODELS[spec.name]]
+    # Every model resource shares the runtime (batch size, workers); pHash alone decodes small on the CPU.
+    settings = work.batch_settings(models[0]) if models else BatchSettings(batch_size=64, num_workers=2)
+    names = [spec.name for spec in due]
+    stats = PassStats()
+    outputs = score_image_tables(work.shard, work.normalized, names, work.model, settings, work.progress, stats=stats)
+    # What the pass did, on each table's partition: which tables shared it, decodes per image, where.
+    notes = {
+        "image_pass": ", ".join(names),
+        "image_pass_path": stats.path,
+        "decodes_per_image": round(stats.decodes_per_image, 3),
+        "pass_seconds": round(stats.seconds, 2),
+        "model_seconds": round(sum(stats.model_seconds.values()), 2),
+    }
+    return {spec: replace(outputs[spec.name], notes={**outputs[spec.name].notes, **notes}) for spec in due}
 
 
 def _embedding_provenance(embeddings: pl.DataFrame) -> tuple[str, bool]:
@@ -52,36 +64,9 @@ def aesthetics_table(work: ShardWork) -> TableOutput:
     return TableOutput(frame, head.identity, clip_meaningful and not head.random_init)
 
 
-def _image_probability(name: str):
-    """A table of one per-image probability from one image model (image_models.score_image_tables)."""
-
-    def compute(work: ShardWork) -> TableOutput:
-        from curation_assets.scoring.image_models import score_image_tables
-
-        settings = work.batch_settings(name)
-        return score_image_tables(work.shard, work.normalized, [name], work.model, settings, work.progress)[name]
-
-    compute.__name__ = f"{name}_table"
-    return compute
-
-
-for _spec in (tables.ITM, tables.WATERMARK, tables.NSFW):
-    computes(_spec)(_image_probability(_spec.name))
-
-
 @computes(tables.IMAGE_STATS)
 def image_stats_table(work: ShardWork) -> TableOutput:
     from curation_assets.scoring.interleaved import image_stats_columns
 
     frame = work.normalized.select("sample_id", *image_stats_columns())
     return TableOutput(frame, "image header (ingest)")
-
-
-@computes(tables.IMAGE_PHASH)
-def image_phash_table(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.image_models import BatchSettings, score_image_tables
-
-    # pHash decodes small (64 px) on the CPU: two decoding workers regardless of any model's settings.
-    settings = BatchSettings(batch_size=64, num_workers=2)
-    name = tables.IMAGE_PHASH.name
-    return score_image_tables(work.shard, work.normalized, [name], work.model, settings)[name]

@@ -17,8 +17,6 @@ import numpy as np
 import polars as pl
 
 from curation_assets.image_ref import ImageRef
-from curation_assets.readers import ShardFile
-from curation_assets.scoring.image_batches import image_batches
 
 # OBELICS shards hold their images inline in the `images` list column.
 OBELICS_IMAGE_COLUMN = "images"
@@ -122,21 +120,6 @@ def document_counts(docs: pl.DataFrame) -> pl.DataFrame:
 
 
 # --- CLIP: image and sentence embeddings ----------------------------------------------------------
-
-
-def image_embeddings(shard: ShardFile, images: pl.DataFrame, clip, settings, progress=None) -> pl.DataFrame:
-    """L2-normalised CLIP image embedding (float16) of every image row, through the shard's image
-    stream and DataLoader workers, as the caption branch's clip_embeddings computes them."""
-    vectors = np.zeros((images.height, clip.embed_dim), dtype=np.float16)
-    done = 0
-    for positions, pixels in image_batches(
-        shard, images["image_ref"].to_list(), clip.preprocess, min_side=clip.image_size, **settings.loader_kwargs()
-    ):
-        vectors[positions] = clip.encode_images(pixels).cpu().numpy().astype(np.float16)
-        done += len(positions)
-        if progress:
-            progress(done, images.height)
-    return images.select("image_id", "sample_id", "image_index").with_columns(pl.Series("image_embedding", vectors))
 
 
 def sentence_embeddings(sentences: pl.DataFrame, clip, batch_size: int = 256) -> pl.DataFrame:

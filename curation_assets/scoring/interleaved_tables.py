@@ -8,12 +8,15 @@ caption branch's per-image loops, so an image scores the same whichever kind it 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import polars as pl
 
 from curation_assets import registry as tables
 from curation_assets.scoring import interleaved
-from curation_assets.shard_work import ShardWork, computes
-from curation_assets.table_spec import TableOutput
+from curation_assets.shard_work import ShardWork, computes, computes_together
+from curation_assets.table_spec import TableOutput, TableSpec
 
 
 def _images(work: ShardWork) -> pl.DataFrame:
@@ -40,11 +43,54 @@ def image_stats_table(work: ShardWork) -> TableOutput:
     return TableOutput(interleaved.image_stats(_images(work)), "image header (ingest)")
 
 
-@computes(tables.INTERLEAVED_IMAGE_EMBEDDINGS)
-def image_embeddings_table(work: ShardWork) -> TableOutput:
-    clip = work.model("clip")
-    frame = interleaved.image_embeddings(work.shard, _images(work), clip, work.batch_settings("clip"), work.progress)
-    return TableOutput(frame, clip.identity, not clip.random_init)
+@computes_together(tables.INTERLEAVED_IMAGE_PASS)
+def interleaved_image_pass(work: ShardWork, due: tuple[TableSpec, ...]) -> dict[TableSpec, TableOutput]:
+    """The due per-image tables (CLIP embeddings, NSFW, pHash) from one read and one decode of each
+    image of the shard's documents, by the caption branch's consumers (an image scores the same
+    whichever kind it came in)."""
+    from curation_assets.scoring.image_models import (
+        IMAGE_TABLE_MODELS,
+        PHASH_PRODUCER,
+        BatchSettings,
+        image_consumers,
+        name_of,
+    )
+    from curation_assets.scoring.image_pass import PassStats, score_images
+
+    images = _images(work)
+    as_caption_table = {
+        tables.INTERLEAVED_IMAGE_EMBEDDINGS: tables.CLIP_EMBEDDINGS.name,
+        tables.INTERLEAVED_NSFW: tables.NSFW.name,
+        tables.INTERLEAVED_PHASH: tables.IMAGE_PHASH.name,
+    }
+    names = [as_caption_table[spec] for spec in due]
+    models = [IMAGE_TABLE_MODELS[name] for name in names if IMAGE_TABLE_MODELS[name]]
+    settings = work.batch_settings(models[0]) if models else BatchSettings(batch_size=64, num_workers=2)
+    stats = PassStats()
+    consumers = image_consumers(names, work.model, captions=[])
+    results = score_images(work.shard, images["image_ref"].to_list(), consumers, settings, work.progress, stats=stats)
+    keys = _image_keys(images)
+    notes = {
+        "image_pass": ", ".join(spec.name for spec in due),
+        "image_pass_path": stats.path,
+        "decodes_per_image": round(stats.decodes_per_image, 3),
+    }
+    outputs: dict[TableSpec, TableOutput] = {}
+    for spec, name in zip(due, names):
+        values = results[name_of(name)]
+        if spec is tables.INTERLEAVED_PHASH:
+            outputs[spec] = TableOutput(keys.with_columns(pl.Series("phash", values, dtype=pl.String)), PHASH_PRODUCER)
+            continue
+        model = work.model(IMAGE_TABLE_MODELS[name])
+        if spec is tables.INTERLEAVED_IMAGE_EMBEDDINGS:
+            vectors = np.zeros((images.height, model.embed_dim), dtype=np.float16)
+            if images.height:
+                vectors[:] = values
+            column = pl.Series("image_embedding", vectors)
+        else:
+            column = pl.Series("nsfw_probability", values, dtype=pl.Float32)
+        outputs[spec] = TableOutput(keys.with_columns(column), model.identity, not model.random_init)
+    return {spec: replace(output, notes={**output.notes, **notes}) for spec, output in outputs.items()}
 
 
 @computes(tables.INTERLEAVED_SENTENCE_EMBEDDINGS)
@@ -76,23 +122,3 @@ def similarity_matrix_table(work: ShardWork) -> TableOutput:
 def image_matches_table(work: ShardWork) -> TableOutput:
     matrices = work.read(tables.INTERLEAVED_SIMILARITY.name)
     return TableOutput(interleaved.image_sentence_matches(matrices), *_embedding_provenance(matrices))
-
-
-@computes(tables.INTERLEAVED_NSFW)
-def nsfw_table(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.image_models import nsfw_probabilities
-
-    classifier, images = work.model("nsfw"), _images(work)
-    scores = nsfw_probabilities(work.shard, images, classifier, work.batch_settings("nsfw"), work.progress)
-    frame = _image_keys(images).with_columns(pl.Series("nsfw_probability", scores, dtype=pl.Float32))
-    return TableOutput(frame, classifier.identity, not classifier.random_init)
-
-
-@computes(tables.INTERLEAVED_PHASH)
-def image_phash_table(work: ShardWork) -> TableOutput:
-    from curation_assets.scoring.image_models import PHASH_PRODUCER, BatchSettings, perceptual_hashes
-
-    images = _images(work)
-    # pHash decodes small (64 px) on the CPU: two decoding workers regardless of any model's settings.
-    hashes = perceptual_hashes(work.shard, images, BatchSettings(batch_size=64, num_workers=2))
-    return TableOutput(_image_keys(images).with_columns(pl.Series("phash", hashes, dtype=pl.String)), PHASH_PRODUCER)
