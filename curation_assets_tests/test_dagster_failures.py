@@ -24,15 +24,15 @@ def test_a_shard_that_breaks_ingest_and_one_that_breaks_scoring_stop_nothing_els
             raise RuntimeError("a reader bug met this shard")
         return normalize_shard(shard, on_progress)
 
-    real_clip = shard_work.COMPUTES[registry.CLIP_EMBEDDINGS]
+    real_pass = shard_work.COMPUTES_TOGETHER[registry.CAPTION_IMAGE_PASS]
 
-    def breaking_clip(work):
+    def breaking_pass(work, due):
         if work.shard_id == BROKEN_SCORING:
             raise RuntimeError("the model choked on this shard")
-        return real_clip(work)
+        return real_pass(work, due)
 
     monkeypatch.setattr(ingest_module, "normalize_shard", breaking_normalize)
-    monkeypatch.setitem(shard_work.COMPUTES, registry.CLIP_EMBEDDINGS, breaking_clip)
+    monkeypatch.setitem(shard_work.COMPUTES_TOGETHER, registry.CAPTION_IMAGE_PASS, breaking_pass)
     defs = build_definitions(str(demo_root), smoke_recipe(), **FAST_MODELS)
     tick_shard_sensors(instance, defs, log=lambda _: None)
     runs = run_automation(instance, defs, log=lambda _: None)
@@ -71,15 +71,15 @@ def test_one_poisoned_shard_of_each_kind_and_every_other_shard_reaches_the_curat
             raise RuntimeError(f"a reader bug met {shard.shard_id}")
         return normalize_shard(shard, on_progress)
 
-    real_images = shard_work.COMPUTES[registry.INTERLEAVED_IMAGE_EMBEDDINGS]
+    real_pass = shard_work.COMPUTES_TOGETHER[registry.INTERLEAVED_IMAGE_PASS]
 
-    def breaking_images(work):
+    def breaking_pass(work, due):
         if work.shard_id == poisoned["interleaved"]:
             raise RuntimeError("the model choked on this shard's images")
-        return real_images(work)
+        return real_pass(work, due)
 
     monkeypatch.setattr(ingest_module, "normalize_shard", breaking_normalize)
-    monkeypatch.setitem(shard_work.COMPUTES, registry.INTERLEAVED_IMAGE_EMBEDDINGS, breaking_images)
+    monkeypatch.setitem(shard_work.COMPUTES_TOGETHER, registry.INTERLEAVED_IMAGE_PASS, breaking_pass)
     defs = build_definitions(str(demo_root), smoke_recipe(), **FAST_MODELS)
     tick_shard_sensors(instance, defs, log=lambda _: None)
     runs = run_automation(instance, defs, log=lambda _: None)

@@ -11,7 +11,7 @@ from curation_assets_tests.helpers import FAST_MODELS, SETTLED_SHARDS, key, read
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
-SCORE_TABLES = [spec.name for spec in registry.CAPTION_SCORE_TABLES]
+SCORE_TABLES = [spec.name for spec in registry.CAPTION_SCORE_TABLES if spec in registry.tables_in_use(smoke_recipe())]
 
 
 def read(root, stage, shard):

@@ -15,7 +15,7 @@ from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
 KEEP = SETTLED_SHARDS
-SCORE_TABLES = [spec.name for spec in registry.CAPTION_SCORE_TABLES]
+SCORE_TABLES = [spec.name for spec in registry.CAPTION_SCORE_TABLES if spec in registry.tables_in_use(smoke_recipe())]
 FAST = FAST_MODELS
 # The cheap deciding assets; everything else is a model, a score or the index.
 DECISIONS = {

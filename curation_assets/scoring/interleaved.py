@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from curation_assets.image_ref import ImageRef
+from curation_assets.readers import ShardFile
 
 # OBELICS shards hold their images inline in the `images` list column.
 OBELICS_IMAGE_COLUMN = "images"
@@ -120,6 +121,20 @@ def document_counts(docs: pl.DataFrame) -> pl.DataFrame:
 
 
 # --- CLIP: image and sentence embeddings ----------------------------------------------------------
+
+
+def image_embeddings(shard: ShardFile, images: pl.DataFrame, clip, settings, progress=None) -> pl.DataFrame:
+    """L2-normalised CLIP image embedding (float16) of every image row: the image pass with CLIP alone
+    (interleaved_tables.interleaved_image_pass computes it with the other image tables)."""
+    from curation_assets.scoring.image_models import clip_consumer
+    from curation_assets.scoring.image_pass import score_images
+
+    vectors = np.zeros((images.height, clip.embed_dim), dtype=np.float16)
+    if images.height:
+        vectors[:] = score_images(shard, images["image_ref"].to_list(), [clip_consumer(clip)], settings, progress)[
+            "clip"
+        ]
+    return images.select("image_id", "sample_id", "image_index").with_columns(pl.Series("image_embedding", vectors))
 
 
 def sentence_embeddings(sentences: pl.DataFrame, clip, batch_size: int = 256) -> pl.DataFrame:

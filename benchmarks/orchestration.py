@@ -1,0 +1,115 @@
+"""Where a first run's time goes, in-process (`make demo`'s runner): 10 shards of real COCO photos
+(100 pairs each, as scoring_pass.py writes them) from nothing to the curated pool, with the smoke
+recipe (tiny models: the share is what a small model would see; a real one only shrinks it).
+
+Read back from the instance's event log after the run, per run and step:
+- computation: inside our code, per shard (`shard_seconds` of each per-shard step: read, decode,
+  forwards, writes), less the model loads it includes; a global step counts whole as computation
+  (its body is all there is to it), so the share below is a lower bound;
+- model loads: the "loaded <model> in <s>" lines the model resources log;
+- in-step overhead: step time outside the shard loop (resource init, metadata and event writes);
+- outside steps: everything else (planning, run creation, ticks, events between steps).
+
+Orchestration share = (wall - computation) / wall.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from pathlib import Path
+
+LOADED = re.compile(r"loaded .* in ([0-9.]+)s")
+
+
+def step_breakdown(instance, run_ids: list[str]) -> dict[str, float]:
+    """Seconds in steps (all, and those over every shard), in per-shard computation and in model
+    loads, over the given runs."""
+    from dagster import DagsterEventType
+
+    ends = (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE)
+    totals = {"step_seconds": 0.0, "global_step_seconds": 0.0, "shard_seconds": 0.0, "load_seconds": 0.0}
+    for run_id in run_ids:
+        starts: dict[str, float] = {}
+        durations: dict[str, float] = {}
+        shard_loops: set[tuple[str, str]] = set()
+        for entry in instance.all_logs(run_id):
+            event = entry.dagster_event
+            if event is None:
+                match = LOADED.search(entry.user_message or "")
+                totals["load_seconds"] += float(match.group(1)) if match else 0.0
+                continue
+            step = event.step_key or ""
+            if event.event_type == DagsterEventType.STEP_START:
+                starts[step] = entry.timestamp
+            elif event.event_type in ends:
+                durations[step] = entry.timestamp - starts.pop(step, entry.timestamp)
+            elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                materialization = event.step_materialization_data.materialization
+                seconds = materialization.metadata.get("shard_seconds")
+                # A pass's tables share one shard loop: count it once per step and shard.
+                if seconds is not None and (step, materialization.partition) not in shard_loops:
+                    shard_loops.add((step, materialization.partition))
+                    totals["shard_seconds"] += float(seconds.value)
+        per_shard_steps = {step for step, _ in shard_loops}
+        totals["step_seconds"] += sum(durations.values())
+        totals["global_step_seconds"] += sum(d for step, d in durations.items() if step not in per_shard_steps)
+    return totals
+
+
+def first_run_in_process(root: Path, home: Path) -> dict:
+    from dagster import instance_for_test
+
+    from curation_assets.definitions import build_definitions
+    from curation_assets.defs.local_runner import run_automation
+    from curation_assets.local_run import tick_shard_sensors
+    from curation_assets.recipe import PACKAGED_RECIPES, load_recipe
+
+    recipe = load_recipe(PACKAGED_RECIPES / "smoke.yaml").without_evaluation()
+    with instance_for_test(temp_dir=str(home)) as instance:
+        defs = build_definitions(str(root), recipe)
+        started = time.monotonic()
+        tick_shard_sensors(instance, defs, log=lambda _: None)
+        runs = run_automation(instance, defs, log=lambda _: None)
+        wall = time.monotonic() - started
+        assert all(run.success for run in runs), [run.assets for run in runs if not run.success]
+        parts = step_breakdown(instance, [run.run_id for run in runs])
+    computation = parts["shard_seconds"] - parts["load_seconds"] + parts["global_step_seconds"]
+    return {"wall": wall, "runs": len(runs), "computation": computation, **parts}
+
+
+def run() -> dict[str, dict]:
+    from benchmarks.scoring_pass import COCO, coco_pairs, replicated_samples, write_tar_corpus
+
+    pairs = coco_pairs()
+    if not pairs:
+        print(f"  orchestration: skipped, no COCO photos at {COCO}")
+        return {}
+    with tempfile.TemporaryDirectory(prefix="bench-orchestration-") as folder:
+        root, home = Path(folder) / "data", Path(folder) / "home"
+        home.mkdir()
+        write_tar_corpus(root, replicated_samples(pairs))
+        measured = first_run_in_process(root, home)
+    wall = measured["wall"]
+    in_steps = measured["step_seconds"]
+    shard_steps = in_steps - measured["global_step_seconds"]
+    return {
+        "orchestration_share_first_run_in_process": {
+            "value": round((wall - measured["computation"]) / wall, 3),
+            "unit": "share",
+            "wall_s": round(wall, 1),
+            "computation_s": round(measured["computation"], 1),
+            "model_loads_s": round(measured["load_seconds"], 1),
+            "per_shard_steps_outside_shard_loop_s": round(shard_steps - measured["shard_seconds"], 1),
+            "outside_steps_s": round(wall - in_steps, 1),
+            "runs": measured["runs"],
+            "corpus": "10 WebDataset shards x 100 COCO photos (re-encoded copies), smoke recipe, no eval",
+            "note": "global steps count whole as computation: a lower bound on the share",
+        }
+    }
+
+
+if __name__ == "__main__":
+    for key, figure in run().items():
+        print(key, figure)
