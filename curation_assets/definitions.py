@@ -3,7 +3,7 @@
 import warnings
 from typing import Any
 
-from dagster import BetaWarning, Definitions, PipesSubprocessClient, PreviewWarning
+from dagster import BetaWarning, Definitions, PipesSubprocessClient, PreviewWarning, in_process_executor
 
 # Partitioned asset checks (one check per shard) are a preview feature and backfill policies (several
 # shards per run, so a model loads once per run) a beta one in dagster 1.13. We rely on both
@@ -54,6 +54,11 @@ def build_definitions(data_root: str | None = None, recipe: Recipe | None = None
             *build_eval_assets(recipe),
         ],
         asset_checks=build_checks(recipe),
+        # One process per run, not per step: under the daemon each step process imported torch and
+        # loaded its model again (a 28-row shard: 67 s in steps out of 330 s of runs). Steps of a run
+        # share the process's loaded models; parallelism comes from concurrent runs (shards, pools).
+        # A cluster swaps in k8s_job_executor (one pod per step, GPU requests from op tags).
+        executor=in_process_executor,
         jobs=[*INGEST_JOBS.values(), *SCORE_JOBS.values(), GLOBAL_JOB],
         sensors=[*NEW_SHARD_SENSORS, AUTOMATION_SENSOR, reap_dead_runs_sensor],
         resources={
