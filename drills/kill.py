@@ -8,7 +8,7 @@ compare every table with an uninterrupted run's (content versions, row order ign
 
 - ingest:          while ingest writes a shard's normalized table (temp file written, not renamed)
 - between_events:  after Dagster recorded a shard's normalized materialization, before its quarantine's
-- gpu_step:        inside a model table's step, holding the `gpu` pool slot
+- gpu_step:        inside the caption image pass (a model step), holding the `gpu` pool slot
 - selection:       inside the global decisions run (keep/drop)
 - export_images:   inside mix/exports while it copies a source shard's images into the store
 - export_files:    inside mix/exports, half-way through writing a WebDataset tar (staged, not renamed)
@@ -64,12 +64,12 @@ elif point == "between_events":
 elif point == "gpu_step":
     from curation_assets.scoring import caption_tables
     from curation_assets import shard_work
-    real = shard_work.COMPUTES[caption_tables.tables.CLIP_EMBEDDINGS]
-    def compute(work):
+    real = shard_work.COMPUTES_TOGETHER[caption_tables.tables.CAPTION_IMAGE_PASS]
+    def compute(work, due):
         if work.shard_id == "wds-00001.tar":
             die()
-        return real(work)
-    shard_work.COMPUTES[caption_tables.tables.CLIP_EMBEDDINGS] = compute
+        return real(work, due)
+    shard_work.COMPUTES_TOGETHER[caption_tables.tables.CAPTION_IMAGE_PASS] = compute
 elif point == "selection":
     from curation_assets.defs import selection
     def decide(*args, **kwargs):
