@@ -179,12 +179,11 @@ def test_a_shards_features_alone_do_not_start_the_eval(evaluated):
 def external_recipe(fail_after=None):
     recipe = smoke_recipe(evaluation=True)
     command = "{python} -m curation_assets_tests.external_trainer --llava {llava_json} --images {image_folder} "
-    command += "--out {output_dir}" + (f" --fail-after {fail_after}" if fail_after else "")
-    return recipe.model_copy(
-        update={
-            "evaluation": recipe.evaluation.model_copy(update={"external": External(command=command, tail_lines=3)})
-        }
+    command += "--out {output_dir} --check trained_on_the_export" + (
+        f" --fail-after {fail_after}" if fail_after else ""
     )
+    external = External(command=command, tail_lines=3, checks=["trained_on_the_export"])
+    return recipe.model_copy(update={"evaluation": recipe.evaluation.model_copy(update={"external": external})})
 
 
 def test_an_external_command_reports_metrics_through_pipes(evaluated):
@@ -198,6 +197,14 @@ def test_an_external_command_reports_metrics_through_pipes(evaluated):
     assert recorded["metrics"]["textvqa/external/accuracy"] == pytest.approx(round(len(llava) / (len(llava) + 10), 4))
     history = store.read(registry.EVAL_HISTORY)
     assert history.filter(pl.col("pool") == "external")["eval_set"].to_list() == ["textvqa"]
+    # The check the command reported through dagster-pipes is recorded on the asset.
+    [check_key] = [
+        check
+        for check in build_definitions(str(root), external_recipe()).resolve_asset_graph().asset_check_keys
+        if check.name == "trained_on_the_export"
+    ]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])
+    assert latest[check_key].status.value == ("SUCCEEDED" if len(llava) >= 2 else "FAILED")
 
 
 def test_a_failed_external_command_fails_with_its_last_lines_and_records_nothing(evaluated):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 from dagster import (
+    AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -163,10 +164,11 @@ def build_eval_results_asset(recipe: Recipe):
         report["eval_set_files"] = eval_files
         report["recipe_fingerprint"] = fingerprint
         store.write_json(EVAL_RESULTS, report)
-        reported = [result for result in invocation.get_results() if isinstance(result, MaterializeResult)]
+        results = invocation.get_results()
+        reported = [result for result in results if isinstance(result, MaterializeResult)]
+        check_results = [result for result in results if isinstance(result, AssetCheckResult)]
         if len(reported) != 1:
             raise Failure(f"the proxy script reported {len(reported)} materializations, expected 1")
-        checks = [result for result in invocation.get_results() if not isinstance(result, MaterializeResult)]
         return MaterializeResult(
             metadata={
                 **(reported[0].metadata or {}),
@@ -174,7 +176,7 @@ def build_eval_results_asset(recipe: Recipe):
                 "comparison": MetadataValue.md(comparison_markdown(report)),
                 "report": MetadataValue.path(str(store.path(EVAL_RESULTS))),
             },
-            check_results=checks,
+            check_results=check_results,
         )
 
     return eval_results
@@ -221,7 +223,9 @@ def build_external_results_asset(recipe: Recipe):
     external = recipe.evaluation.external
     fingerprint = recipe_version(recipe)
 
-    @asset(**eval_asset_kwargs(EXTERNAL_RESULTS, recipe), kinds={"python"})
+    checks = [AssetCheckSpec(name, asset=asset_key(EXTERNAL_RESULTS)) for name in external.checks]
+
+    @asset(**eval_asset_kwargs(EXTERNAL_RESULTS, recipe), kinds={"python"}, check_specs=checks)
     def external_results(
         context: AssetExecutionContext, data_root: DataRootResource, pipes: PipesSubprocessClient
     ) -> MaterializeResult:
@@ -242,7 +246,9 @@ def build_external_results_asset(recipe: Recipe):
             env=external.env,
             cwd=str(recipe.resolve_path(external.cwd)) if external.cwd else None,
         )
-        reported = [result for result in invocation.get_results() if isinstance(result, MaterializeResult)]
+        results = invocation.get_results()
+        reported = [result for result in results if isinstance(result, MaterializeResult)]
+        check_results = [result for result in results if isinstance(result, AssetCheckResult)]
         metrics = external_metadata({k: v for result in reported for k, v in (result.metadata or {}).items()})
         if not reported:
             context.log.warning("the external command reported no metrics through dagster-pipes")
@@ -256,7 +262,8 @@ def build_external_results_asset(recipe: Recipe):
             },
         )
         return MaterializeResult(
-            metadata={FINGERPRINT_KEY: fingerprint, **metrics, "output_dir": MetadataValue.path(values["output_dir"])}
+            metadata={FINGERPRINT_KEY: fingerprint, **metrics, "output_dir": MetadataValue.path(values["output_dir"])},
+            check_results=check_results,
         )
 
     return external_results

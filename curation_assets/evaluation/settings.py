@@ -197,6 +197,11 @@ class External(_Section):
     cwd: str | None = Field(default=None, description="working directory (default: the code location's)")
     timeout_s: int = Field(default=24 * 3600, ge=1, le=30 * 24 * 3600, description="killed after this many seconds")
     tail_lines: int = Field(default=40, ge=1, le=10_000, description="output lines quoted when the command fails")
+    checks: list[str] = Field(
+        default_factory=list,
+        description="asset checks the command reports with report_asset_check (e.g. textvqa_beats_baseline); "
+        "Dagster needs their names before the run, and a check the command never reports shows as not executed",
+    )
 
     @field_validator("command")
     @classmethod
