@@ -467,3 +467,17 @@ def test_nsfw_scores_a_cpu_tensor_as_it_scores_an_array(models):
 
     batch = np.stack([nsfw_preprocess(images.render(scene(i, 90, 90))) for i in range(2)])
     np.testing.assert_array_equal(models["nsfw"].score_tensor(torch.from_numpy(batch)), models["nsfw"].score(batch))
+
+
+def test_a_pass_takes_its_first_models_settings_and_phash_alone_decodes_small():
+    from curation_assets.scoring.image_models import pass_settings
+
+    asked = []
+
+    def settings_of(model):
+        asked.append(model)
+        return BatchSettings(batch_size=8, num_workers=3)
+
+    assert pass_settings(settings_of, ["image_phash", "itm", "clip_embeddings"]) == BatchSettings(8, 3)
+    assert asked == ["itm"]
+    assert pass_settings(settings_of, ["image_phash"]) == BatchSettings(batch_size=64, num_workers=2)

@@ -19,23 +19,14 @@ from curation_assets.table_spec import TableOutput, TableSpec
 def caption_image_pass(work: ShardWork, due: tuple[TableSpec, ...]) -> dict[TableSpec, TableOutput]:
     """The due image tables (CLIP embeddings, ITM, watermark, NSFW, pHash) from one read and one decode
     of each image of the shard."""
-    from curation_assets.scoring.image_models import IMAGE_TABLE_MODELS, BatchSettings, score_image_tables
+    from curation_assets.scoring.image_models import pass_notes, pass_settings, score_image_tables
     from curation_assets.scoring.image_pass import PassStats
 
-    models = [IMAGE_TABLE_MODELS[spec.name] for spec in due if IMAGE_TABLE_MODELS[spec.name]]
-    # Every model resource shares the runtime (batch size, workers); pHash alone decodes small on the CPU.
-    settings = work.batch_settings(models[0]) if models else BatchSettings(batch_size=64, num_workers=2)
     names = [spec.name for spec in due]
     stats = PassStats()
+    settings = pass_settings(work.batch_settings, names)
     outputs = score_image_tables(work.shard, work.normalized, names, work.model, settings, work.progress, stats=stats)
-    # What the pass did, on each table's partition: which tables shared it, decodes per image, where.
-    notes = {
-        "image_pass": ", ".join(names),
-        "image_pass_path": stats.path,
-        "decodes_per_image": round(stats.decodes_per_image, 3),
-        "pass_seconds": round(stats.seconds, 2),
-        "model_seconds": round(sum(stats.model_seconds.values()), 2),
-    }
+    notes = pass_notes(names, stats)
     return {spec: replace(outputs[spec.name], notes={**outputs[spec.name].notes, **notes}) for spec in due}
 
 

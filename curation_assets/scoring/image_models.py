@@ -171,6 +171,25 @@ def image_consumers(due: Iterable[str], model: Callable[[str], Any], captions: l
 # --- tables from one pass -------------------------------------------------------------------------
 
 
+def pass_settings(batch_settings: Callable[[str], BatchSettings], tables: Iterable[str]) -> BatchSettings:
+    """The loader settings of a pass computing `tables` (names of IMAGE_TABLE_MODELS): its first
+    model's (every model resource shares the runtime); pHash alone decodes small with two workers."""
+    models = [IMAGE_TABLE_MODELS[name] for name in tables if IMAGE_TABLE_MODELS[name]]
+    return batch_settings(models[0]) if models else BatchSettings(batch_size=64, num_workers=2)
+
+
+def pass_notes(tables: Iterable[str], stats: PassStats) -> dict:
+    """What one pass did, for each of its tables' partitions: which tables shared it, where it
+    decoded, decodes per image, its time and the models' share of it."""
+    return {
+        "image_pass": ", ".join(tables),
+        "image_pass_path": stats.path,
+        "decodes_per_image": round(stats.decodes_per_image, 3),
+        "pass_seconds": round(stats.seconds, 2),
+        "model_seconds": round(sum(stats.model_seconds.values()), 2),
+    }
+
+
 def score_image_tables(
     shard: ShardFile,
     table: pl.DataFrame,

@@ -51,9 +51,10 @@ def interleaved_image_pass(work: ShardWork, due: tuple[TableSpec, ...]) -> dict[
     from curation_assets.scoring.image_models import (
         IMAGE_TABLE_MODELS,
         PHASH_PRODUCER,
-        BatchSettings,
         image_consumers,
         name_of,
+        pass_notes,
+        pass_settings,
     )
     from curation_assets.scoring.image_pass import PassStats, score_images
 
@@ -64,17 +65,12 @@ def interleaved_image_pass(work: ShardWork, due: tuple[TableSpec, ...]) -> dict[
         tables.INTERLEAVED_PHASH: tables.IMAGE_PHASH.name,
     }
     names = [as_caption_table[spec] for spec in due]
-    models = [IMAGE_TABLE_MODELS[name] for name in names if IMAGE_TABLE_MODELS[name]]
-    settings = work.batch_settings(models[0]) if models else BatchSettings(batch_size=64, num_workers=2)
     stats = PassStats()
     consumers = image_consumers(names, work.model, captions=[])
+    settings = pass_settings(work.batch_settings, names)
     results = score_images(work.shard, images["image_ref"].to_list(), consumers, settings, work.progress, stats=stats)
     keys = _image_keys(images)
-    notes = {
-        "image_pass": ", ".join(spec.name for spec in due),
-        "image_pass_path": stats.path,
-        "decodes_per_image": round(stats.decodes_per_image, 3),
-    }
+    notes = pass_notes([spec.name for spec in due], stats)
     outputs: dict[TableSpec, TableOutput] = {}
     for spec, name in zip(due, names):
         values = results[name_of(name)]
