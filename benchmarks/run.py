@@ -8,6 +8,7 @@ import time
 from benchmarks import (
     branches,
     captioning,
+    data_juicer_compare,
     embeddings,
     incremental,
     ingest,
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "captioning": captioning.run,
     "scoring_pass": scoring_pass.run,
     "orchestration": orchestration.run,
+    "data_juicer_compare": data_juicer_compare.run,
     "incremental": incremental.run,
     "branches": branches.run,
     "mix_exports": mix_exports.run,
