@@ -63,6 +63,12 @@ def smoke_recipe(evaluation: bool = False):
     return recipe if evaluation else recipe.without_evaluation()
 
 
+def caption_score_tables_in_use() -> list[str]:
+    """The caption score tables the smoke recipe computes (those something reads), in declaration order."""
+    in_use = set(registry.tables_in_use(smoke_recipe()))
+    return [spec.name for spec in registry.CAPTION_SCORE_TABLES if spec in in_use]
+
+
 def keep_only(root: Path, shards=SETTLED_SHARDS) -> Path:
     """Delete every raw shard but these (of any kind)."""
     for kind in SourceKind:

@@ -9,15 +9,20 @@ from curation_assets.defs import models as model_resources
 from curation_assets.defs.local_runner import RANGE_END_TAG, RANGE_START_TAG, run_automation
 from curation_assets.local_run import tick_shard_sensors
 from curation_assets.sources import SourceKind
-from curation_assets_tests.helpers import SETTLED_SHARDS, ingest_registered, key, read_table, smoke_recipe
+from curation_assets_tests.helpers import (
+    SETTLED_SHARDS,
+    caption_score_tables_in_use,
+    ingest_registered,
+    key,
+    read_table,
+    smoke_recipe,
+)
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
 KEEP = ("wds-00000.tar", "dj-00000.jsonl", "llava-00000.json")
 # The caption score tables the smoke recipe computes (those something reads).
-PER_SHARD_TABLES = [
-    spec.name for spec in registry.CAPTION_SCORE_TABLES if spec in registry.tables_in_use(smoke_recipe())
-]
+PER_SHARD_TABLES = caption_score_tables_in_use()
 FAST = {"num_workers": 0, "batch_size": 16}
 
 

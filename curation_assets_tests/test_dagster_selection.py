@@ -5,17 +5,24 @@ import pytest
 import torch
 from dagster import AssetCheckSeverity
 
-from curation_assets import registry
 from curation_assets.definitions import build_definitions
 from curation_assets.defs.local_runner import run_automation
 from curation_assets.models.clip import load_clip
 from curation_assets.sources import SourceKind
-from curation_assets_tests.helpers import FAST_MODELS, SETTLED_SHARDS, key, read_shards, read_table, smoke_recipe
+from curation_assets_tests.helpers import (
+    FAST_MODELS,
+    SETTLED_SHARDS,
+    caption_score_tables_in_use,
+    key,
+    read_shards,
+    read_table,
+    smoke_recipe,
+)
 from curation_assets_tests.staleness import StaleStatus, stale_status
 
 CAPTION = SourceKind.caption
 KEEP = SETTLED_SHARDS
-SCORE_TABLES = [spec.name for spec in registry.CAPTION_SCORE_TABLES if spec in registry.tables_in_use(smoke_recipe())]
+SCORE_TABLES = caption_score_tables_in_use()
 FAST = FAST_MODELS
 # The cheap deciding assets; everything else is a model, a score or the index.
 DECISIONS = {

@@ -4,8 +4,6 @@ pass over the shard's images."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import polars as pl
 
@@ -19,15 +17,14 @@ from curation_assets.table_spec import TableOutput, TableSpec
 def caption_image_pass(work: ShardWork, due: tuple[TableSpec, ...]) -> dict[TableSpec, TableOutput]:
     """The due image tables (CLIP embeddings, ITM, watermark, NSFW, pHash) from one read and one decode
     of each image of the shard."""
-    from curation_assets.scoring.image_models import pass_notes, pass_settings, score_image_tables
+    from curation_assets.scoring.image_models import pass_settings, score_image_tables, with_pass_notes
     from curation_assets.scoring.image_pass import PassStats
 
     names = [spec.name for spec in due]
     stats = PassStats()
     settings = pass_settings(work.batch_settings, names)
     outputs = score_image_tables(work.shard, work.normalized, names, work.model, settings, work.progress, stats=stats)
-    notes = pass_notes(names, stats)
-    return {spec: replace(outputs[spec.name], notes={**outputs[spec.name].notes, **notes}) for spec in due}
+    return with_pass_notes({spec: outputs[spec.name] for spec in due}, names, stats)
 
 
 def _embedding_provenance(embeddings: pl.DataFrame) -> tuple[str, bool]:

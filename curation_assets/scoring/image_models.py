@@ -11,7 +11,7 @@ same picture to within a few levels otherwise (image_batches.reduced_for); test_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -176,6 +176,12 @@ def pass_settings(batch_settings: Callable[[str], BatchSettings], tables: Iterab
     model's (every model resource shares the runtime); pHash alone decodes small with two workers."""
     models = [IMAGE_TABLE_MODELS[name] for name in tables if IMAGE_TABLE_MODELS[name]]
     return batch_settings(models[0]) if models else BatchSettings(batch_size=64, num_workers=2)
+
+
+def with_pass_notes(outputs: dict[Any, TableOutput], tables: Iterable[str], stats: PassStats) -> dict:
+    """`outputs` with what their pass did added to each one's notes (its partition's metadata)."""
+    notes = pass_notes(tables, stats)
+    return {key: replace(output, notes={**output.notes, **notes}) for key, output in outputs.items()}
 
 
 def pass_notes(tables: Iterable[str], stats: PassStats) -> dict:

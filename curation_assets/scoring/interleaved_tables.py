@@ -8,8 +8,6 @@ caption branch's per-image loops, so an image scores the same whichever kind it 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import polars as pl
 
@@ -53,8 +51,8 @@ def interleaved_image_pass(work: ShardWork, due: tuple[TableSpec, ...]) -> dict[
         PHASH_PRODUCER,
         image_consumers,
         name_of,
-        pass_notes,
         pass_settings,
+        with_pass_notes,
     )
     from curation_assets.scoring.image_pass import PassStats, score_images
 
@@ -70,7 +68,6 @@ def interleaved_image_pass(work: ShardWork, due: tuple[TableSpec, ...]) -> dict[
     settings = pass_settings(work.batch_settings, names)
     results = score_images(work.shard, images["image_ref"].to_list(), consumers, settings, work.progress, stats=stats)
     keys = _image_keys(images)
-    notes = pass_notes([spec.name for spec in due], stats)
     outputs: dict[TableSpec, TableOutput] = {}
     for spec, name in zip(due, names):
         values = results[name_of(name)]
@@ -86,7 +83,7 @@ def interleaved_image_pass(work: ShardWork, due: tuple[TableSpec, ...]) -> dict[
         else:
             column = pl.Series("nsfw_probability", values, dtype=pl.Float32)
         outputs[spec] = TableOutput(keys.with_columns(column), model.identity, not model.random_init)
-    return {spec: replace(output, notes={**output.notes, **notes}) for spec, output in outputs.items()}
+    return with_pass_notes(outputs, [spec.name for spec in due], stats)
 
 
 @computes(tables.INTERLEAVED_SENTENCE_EMBEDDINGS)
