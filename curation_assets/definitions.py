@@ -21,7 +21,7 @@ from curation_assets.defs.eval import build_eval_assets  # noqa: E402
 from curation_assets.defs.ingest import build_ingest_assets  # noqa: E402
 from curation_assets.defs.jobs import GLOBAL_JOB, INGEST_JOBS, SCORE_JOBS  # noqa: E402
 from curation_assets.defs.mix import build_mix_assets  # noqa: E402
-from curation_assets.defs.models import model_resources, proxy_encoder_resources  # noqa: E402
+from curation_assets.defs.models import model_resources, proxy_encoder_resources, runtime_from_environment  # noqa: E402
 from curation_assets.defs.raw import RAW_SHARDS, SHARD_SETS  # noqa: E402
 from curation_assets.defs.reaper import reap_dead_runs_sensor  # noqa: E402
 from curation_assets.defs.resources import DataRootResource  # noqa: E402
@@ -35,8 +35,10 @@ from curation_assets.recipe import Recipe, load_recipe  # noqa: E402
 def build_definitions(data_root: str | None = None, recipe: Recipe | None = None, **model_runtime: Any) -> Definitions:
     """All definitions over one data root (default: $CURATION_DATA_ROOT or ./data) and one recipe
     (default: $CURATION_RECIPE or the packaged default). `model_runtime` (device, batch_size,
-    num_workers, half_precision) applies to every model resource."""
+    num_workers, half_precision) applies to every model resource, over what the environment sets
+    (CURATION_DEVICE, CURATION_HALF_PRECISION)."""
     recipe = recipe or load_recipe()
+    model_runtime = {**runtime_from_environment(), **model_runtime}
     ingest = recipe.ingest.model_dump()
     resource = DataRootResource(url=data_root, ingest=ingest) if data_root else DataRootResource(ingest=ingest)
     return Definitions(

@@ -2,12 +2,14 @@
 
 import polars as pl
 import pytest
+import torch
 
 from curation_assets import registry
 from curation_assets.definitions import build_definitions
 from curation_assets.defs import models as model_resources
 from curation_assets.defs.local_runner import RANGE_END_TAG, RANGE_START_TAG, run_automation
 from curation_assets.local_run import tick_shard_sensors
+from curation_assets.models.device import inference_dtype, precision_name
 from curation_assets.sources import SourceKind
 from curation_assets_tests.helpers import (
     SETTLED_SHARDS,
@@ -96,6 +98,12 @@ def test_ingest_loads_no_model_and_one_scoring_run_loads_each_model_once(instanc
         metadata = event.materialization.metadata
         assert metadata["image_pass"].value == ", ".join(spec.name for spec in registry.CAPTION_IMAGE_PASS)
         assert metadata["decodes_per_image"].value == 1.0, event.partition
+        if event.asset_key != key(registry.IMAGE_PHASH.name):  # the precision each model ran at
+            assert metadata["precision"].value == (
+                "fp32"
+                if event.asset_key == key(registry.NSFW.name)
+                else precision_name(inference_dtype(torch.device("cpu")))
+            )
 
     events = {event.asset_key: event for event in result.get_asset_materialization_events()}
     metadata = events[key("itm")].materialization.metadata

@@ -52,7 +52,9 @@ def test_named_encoder_from_a_local_checkpoint_returns_penultimate_features(offl
     checkpoint = tmp_path / "resnet18.pth"
     torch.save(network.state_dict(), checkpoint)
     encoder = load_image_encoder(
-        ImageEncoder(model=f"{family}/resnet18", checkpoint=str(checkpoint), image_size=64), device="cpu"
+        ImageEncoder(model=f"{family}/resnet18", checkpoint=str(checkpoint), image_size=64),
+        device="cpu",
+        half_precision=False,  # compared with the float32 network below
     )
     assert encoder.dim == 512  # what the classifier read, not 1000 logits
     assert str(checkpoint) in encoder.identity

@@ -93,7 +93,7 @@ def test_image_encoder_is_the_real_imagenet_network(coco):
     features = torch.from_numpy(coco.encoders.image.encode(pixels)).float()
     classifier = coco.encoders.image.model.network._fc
     with torch.no_grad():
-        top5 = set(classifier(features).topk(5).indices[0].tolist())
+        top5 = set(classifier(features.to(classifier.weight.dtype)).topk(5).indices[0].tolist())
     assert top5 & IMAGENET_BUSES
 
 

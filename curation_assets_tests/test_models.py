@@ -13,9 +13,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from curation_assets.models import device as device_module
 from curation_assets.models.availability import ModelUnavailable, fetch_weights
 from curation_assets.models.clip import load_clip
-from curation_assets.models.device import pick_device
+from curation_assets.models.device import inference_dtype, pick_device
 from curation_assets.models.heads import load_aesthetics_head
 from curation_assets.models.itm import build_smoke_itm, load_itm
 from curation_assets.models.nsfw import load_nsfw, nsfw_preprocess
@@ -90,6 +91,76 @@ def test_missing_clip_checkpoint_is_model_unavailable(tmp_path):
     elapsed = time.monotonic() - started
     assert str(missing) in str(raised.value), (
         f"message should name the path (failed after {elapsed:.2f}s): {raised.value}"
+    )
+
+
+# --- precision ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("device", "native_bfloat16", "half_precision", "expected"),
+    [
+        ("cuda", False, True, torch.float16),
+        ("cuda", True, False, torch.float32),
+        ("cpu", True, True, torch.bfloat16),
+        ("cpu", False, True, torch.float32),  # emulated bfloat16 is slower than float32: not used
+        ("cpu", True, False, torch.float32),
+        ("mps", True, True, torch.float32),
+    ],
+)
+def test_half_precision_runs_at_the_precision_the_hardware_computes_fast(
+    monkeypatch, device, native_bfloat16, half_precision, expected
+):
+    monkeypatch.setattr(device_module, "cpu_has_native_bfloat16", lambda: native_bfloat16)
+    assert inference_dtype(torch.device(device), half_precision) == expected
+
+
+def test_runtime_from_the_environment_sets_device_and_precision_and_refuses_a_typo():
+    from curation_assets.defs.models import model_resources, runtime_from_environment
+
+    assert runtime_from_environment({}) == {}
+    runtime = runtime_from_environment({"CURATION_DEVICE": "cpu", "CURATION_HALF_PRECISION": "False"})
+    assert runtime == {"device": "cpu", "half_precision": False}
+    assert {r.half_precision for r in model_resources(SMOKE, **runtime).values()} == {False}
+    with pytest.raises(ValueError, match="CURATION_HALF_PRECISION='off'"):
+        runtime_from_environment({"CURATION_HALF_PRECISION": "off"})
+
+
+needs_native_bfloat16 = pytest.mark.skipif(
+    not device_module.cpu_has_native_bfloat16(), reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX)"
+)
+
+
+@needs_native_bfloat16
+def test_bfloat16_clip_scores_stay_within_a_thousandth_or_so_of_float32():
+    spec = ClipModel(model="ViT-B-32", pretrained=None)  # the default architecture, random weights
+    half = load_clip(spec, "smoke", device="cpu")
+    full = load_clip(spec, "smoke", device="cpu", half_precision=False)
+    assert (half.dtype, full.dtype) == (torch.bfloat16, torch.float32)
+    pixels = torch.stack([full.preprocess(image) for image in PICTURES])
+    similarity = {
+        name: (clip.encode_images(pixels) * clip.encode_texts(TEXTS)).sum(-1)
+        for name, clip in (("half", half), ("full", full))
+    }
+    assert similarity["half"].dtype == torch.float32  # embeddings leave the model as float32
+    torch.testing.assert_close(similarity["half"], similarity["full"], rtol=0, atol=5e-3)
+    for encode, inputs in (("encode_images", pixels), ("encode_texts", TEXTS)):
+        agreement = (getattr(half, encode)(inputs) * getattr(full, encode)(inputs)).sum(-1)
+        assert agreement.min() > 0.999, (encode, agreement)
+
+
+@needs_native_bfloat16
+def test_bfloat16_watermark_and_itm_agree_with_float32():
+    half_watermark = load_watermark(SMOKE.models.watermark, "smoke", device="cpu")
+    full_watermark = load_watermark(SMOKE.models.watermark, "smoke", device="cpu", half_precision=False)
+    pixels = torch.stack([full_watermark.preprocess(image) for image in PICTURES])
+    torch.testing.assert_close(half_watermark.score(pixels), full_watermark.score(pixels), rtol=0, atol=1e-2)
+    half_itm = load_itm(SMOKE.models.itm, "smoke", device="cpu")
+    full_itm = load_itm(SMOKE.models.itm, "smoke", device="cpu", half_precision=False)
+    assert (half_itm.dtype, full_itm.dtype) == (torch.bfloat16, torch.float32)
+    pixels = torch.stack([full_itm.preprocess(image) for image in PICTURES])
+    torch.testing.assert_close(
+        half_itm.match_probability(pixels, TEXTS), full_itm.match_probability(pixels, TEXTS), rtol=0, atol=1e-2
     )
 
 

@@ -156,7 +156,8 @@ def test_image_batches_yield_every_position_once_whatever_the_workers(demo_templ
 @pytest.fixture(scope="module")
 def smoke_clip():
     smoke = load_recipe(PACKAGED_RECIPES / "smoke.yaml")
-    return load_clip(smoke.models.clip, smoke.models.profile, device="cpu")
+    # float32: the tests compare table rows with encodings of other batches, exact only in float32
+    return load_clip(smoke.models.clip, smoke.models.profile, device="cpu", half_precision=False)
 
 
 def scene(shape: str, colour: str, background: str) -> images.Scene:

@@ -5,7 +5,9 @@ changes speed, never results."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from dagster import ConfigurableResource, get_dagster_logger
@@ -29,7 +31,9 @@ class ModelResource(ConfigurableResource):
     device: str = Field(default="auto", description="auto picks cuda, then mps, then cpu")
     batch_size: int = 64
     num_workers: int = Field(default=2, description="DataLoader workers decoding images while the model runs")
-    half_precision: bool = Field(default=True, description="float16 on CUDA")
+    half_precision: bool = Field(
+        default=True, description="float16 on CUDA, bfloat16 on CPUs that compute it natively; false: float32"
+    )
 
     @property
     def model(self) -> Any:
@@ -78,7 +82,9 @@ class ProxyEncodersResource(ConfigurableResource):
     encoders: dict = Field(description="the recipe's evaluation.encoders section (what to load)")
     device: str = Field(default="auto", description="auto picks cuda, then mps, then cpu")
     num_workers: int = Field(default=2, description="DataLoader workers decoding images while the encoder runs")
-    half_precision: bool = Field(default=True, description="float16 on CUDA")
+    half_precision: bool = Field(
+        default=True, description="float16 on CUDA, bfloat16 on CPUs that compute it natively; false: float32"
+    )
 
     @property
     def model(self) -> Any:
@@ -95,6 +101,27 @@ class ProxyEncodersResource(ConfigurableResource):
 
     def batch_settings(self) -> BatchSettings:
         return BatchSettings(int(self.encoders.get("batch_size", 64)), self.num_workers)
+
+
+RUNTIME_ENVIRONMENT = {"CURATION_DEVICE": "device", "CURATION_HALF_PRECISION": "half_precision"}
+
+
+def runtime_from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Model runtime settings from the environment, for the code location `make ui` loads:
+    CURATION_DEVICE (auto, cpu, cuda, cuda:1, ...) and CURATION_HALF_PRECISION (1/true or 0/false)."""
+    runtime: dict[str, Any] = {}
+    for variable, setting in RUNTIME_ENVIRONMENT.items():
+        value = environ.get(variable, "").strip()
+        if not value:
+            continue
+        if setting == "half_precision":
+            flags = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+            if value.lower() not in flags:
+                raise ValueError(f"{variable}={value!r}: use 1/true/yes or 0/false/no")
+            runtime[setting] = flags[value.lower()]
+        else:
+            runtime[setting] = value
+    return runtime
 
 
 def proxy_encoder_resources(recipe: Recipe, **runtime: Any) -> dict[str, ProxyEncodersResource]:

@@ -11,7 +11,7 @@ import open_clip
 import torch
 
 from curation_assets.models.availability import ModelUnavailable, advice, hub_access
-from curation_assets.models.device import inference_dtype, pick_device
+from curation_assets.models.device import inference_dtype, pick_device, precision_name
 from curation_assets.recipe import ClipModel
 
 SMOKE_CONFIGS = Path(__file__).with_name("open_clip_configs")
@@ -50,7 +50,7 @@ def load_clip(spec: ClipModel, profile: str, device: str = "auto", half_precisio
     started = time.monotonic()
     target = pick_device(device)
     dtype = inference_dtype(target, half_precision)
-    precision = "fp16" if dtype == torch.float16 else "fp32"
+    precision = precision_name(dtype)  # open_clip keeps LayerNorms in float32 at fp16/bf16
     if open_clip.get_model_config(spec.model) is None:
         raise ModelUnavailable(
             advice(

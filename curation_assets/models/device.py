@@ -1,4 +1,4 @@
-"""Where models run: cuda, then mps, then cpu, unless told; half precision only on CUDA."""
+"""Where models run: cuda, then mps, then cpu, unless told; and at which precision."""
 
 from __future__ import annotations
 
@@ -20,6 +20,25 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def cpu_has_native_bfloat16() -> bool:
+    """True where the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX): there bfloat16 runs
+    the model's matrix products about twice as fast as float32. Elsewhere oneDNN would emulate it,
+    slower than float32, so it is not used. (torch exposes these probes only as torch.cpu._is_*.)"""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
 def inference_dtype(device: torch.device, half_precision: bool = True) -> torch.dtype:
-    """float16 on CUDA (twice the throughput, same rankings); float32 elsewhere, where fp16 is slow or unsupported."""
-    return torch.float16 if half_precision and device.type == "cuda" else torch.float32
+    """With half_precision: float16 on CUDA, bfloat16 on a CPU that computes it natively (scores move by
+    about 1e-3, rankings barely; measured in benchmarks/precision.py); float32 everywhere else, and
+    always when half_precision is False."""
+    if half_precision and device.type == "cuda":
+        return torch.float16
+    if half_precision and device.type == "cpu" and cpu_has_native_bfloat16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """The short name open_clip's `precision` argument and our partition notes use."""
+    return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")

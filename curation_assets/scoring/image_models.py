@@ -218,7 +218,7 @@ def score_image_tables(
         if name == CLIP_EMBEDDINGS.name:
             clip = model("clip")
             frame = _clip_frame(table, clip, results[name_of(name)], settings.batch_size)
-            outputs[name] = TableOutput(frame, clip.identity, not clip.random_init)
+            outputs[name] = TableOutput(frame, clip.identity, not clip.random_init, notes=precision_note(clip))
         elif name == IMAGE_PHASH.name:
             outputs[name] = TableOutput(
                 ids.with_columns(pl.Series("phash", results[name], dtype=pl.String)), PHASH_PRODUCER
@@ -226,8 +226,19 @@ def score_image_tables(
         else:
             loaded = model(IMAGE_TABLE_MODELS[name])
             column = pl.Series(f"{name}_probability", results[name], dtype=pl.Float32)
-            outputs[name] = TableOutput(ids.with_columns(column), loaded.identity, not loaded.random_init)
+            outputs[name] = TableOutput(
+                ids.with_columns(column), loaded.identity, not loaded.random_init, notes=precision_note(loaded)
+            )
     return outputs
+
+
+def precision_note(loaded) -> dict:
+    """The precision a model ran at (fp32, or fp16 / bf16 under half_precision), for its table's
+    partition metadata: the one setting of the runtime that moves scores (by about 1e-3)."""
+    from curation_assets.models.device import precision_name
+
+    dtype = getattr(loaded, "dtype", None)  # the ONNX NSFW classifier runs float32 and has no dtype
+    return {"precision": precision_name(dtype) if dtype is not None else "fp32"}
 
 
 def _captions(table: pl.DataFrame, due: list[str]) -> list[str]:
