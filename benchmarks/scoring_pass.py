@@ -7,8 +7,10 @@ Real photos: the COCO images of ../shared/data/coco-cc, replicated to 1,000 samp
 shards, every copy re-encoded a little differently so no two are byte-identical. Skipped, with the
 reason, when that folder is absent.
 
-Two model sets: `vit_b_32` (CLIP at ViT-B/32 size with random weights, the smoke ITM and watermark
-architectures, the real NSFW network) and `smoke` (the smoke recipe as is: tiny CLIP). The ratio's
+Three model sets: `vit_b_32` (CLIP at ViT-B/32 size with random weights, the smoke ITM and watermark
+architectures, the real NSFW network) at the default precision, `vit_b_32_fp32` (the same in float32,
+run only where the default is not float32: the half-precision speed-up and how far each score
+moves), and `smoke` (the smoke recipe as is: tiny CLIP). The ratio's
 target (0.85 on CPU) is for ViT-B/32, where the models do real work; with the tiny smoke models the
 data path necessarily dominates, and that figure is reported for information only.
 """
@@ -40,10 +42,11 @@ NUM_WORKERS = 2  # the resource default
 TABLES = ["clip_embeddings", "itm", "watermark", "nsfw", "image_phash"]
 # (shards scored, paired repeats) per model set. ViT-B/32 costs ~0.5 s per sample on 2 CPU cores, so
 # it runs on 1 of the 10 shards (100 samples); SCORING_PASS_SHARDS / _REPEATS change that.
-SCORED = {
-    "vit_b_32": (int(os.environ.get("SCORING_PASS_SHARDS", "1")), int(os.environ.get("SCORING_PASS_REPEATS", "3"))),
-    "smoke": (3, 2),
-}
+VIT_B_32_SCORED = (int(os.environ.get("SCORING_PASS_SHARDS", "1")), int(os.environ.get("SCORING_PASS_REPEATS", "3")))
+# vit_b_32 runs at the default precision (half where the hardware computes it fast: bfloat16 on a CPU
+# with native bfloat16) and again as vit_b_32_fp32, all float32, for the speed and score differences.
+SCORED = {"vit_b_32": VIT_B_32_SCORED, "vit_b_32_fp32": VIT_B_32_SCORED, "smoke": (3, 2)}
+FP32 = "_fp32"
 
 
 # --- the corpus -----------------------------------------------------------------------------------
@@ -98,10 +101,11 @@ def load_models(model_set: str) -> dict:
     from curation_assets.recipe import PACKAGED_RECIPES, ClipModel, load_recipe
 
     recipe = load_recipe(PACKAGED_RECIPES / "smoke.yaml").without_evaluation()  # the data pipeline alone
-    runtime = Runtime(device="auto")  # the GPU when there is one; nothing but the CPU here
+    half = not model_set.endswith(FP32)
+    runtime = Runtime(device="auto", half_precision=half)  # the GPU when there is one; only the CPU here
     loaded = {name: load_model(name, recipe.models, runtime) for name in ("clip", "itm", "watermark", "nsfw")}
-    if model_set == "vit_b_32":
-        loaded["clip"] = load_clip(ClipModel(model="ViT-B-32", pretrained=None), "smoke", device="auto")
+    if model_set.startswith("vit_b_32"):
+        loaded["clip"] = load_clip(ClipModel(model="ViT-B-32", pretrained=None), "smoke", "auto", half)
     return loaded
 
 
@@ -167,14 +171,45 @@ def raw_forward_seconds(models: dict, inputs: dict[str, list]) -> dict[str, floa
     return seconds
 
 
-def one_pass(models, shards, tables, stats, due=TABLES) -> float:
+def one_pass(models, shards, tables, stats, due=TABLES, outputs: dict | None = None) -> float:
+    """Seconds to score `due` on every shard in one pass each; the tables go into `outputs` if given."""
     from curation_assets.scoring.image_models import BatchSettings, score_image_tables
 
     settings = BatchSettings(BATCH_SIZE, NUM_WORKERS, pin_memory=torch.cuda.is_available())
     started = time.perf_counter()
     for shard in shards:
-        score_image_tables(shard, tables[shard.shard_id], due, models.__getitem__, settings, stats=stats)
+        scored = score_image_tables(shard, tables[shard.shard_id], due, models.__getitem__, settings, stats=stats)
+        if outputs is not None:
+            outputs[shard.shard_id] = scored
     return time.perf_counter() - started
+
+
+def score_columns(outputs: dict) -> dict[str, np.ndarray]:
+    """Each model's score over every scored row: CLIP similarity, ITM, watermark and NSFW probabilities."""
+    columns: dict[str, list] = {"clip_similarity": [], "itm": [], "watermark": [], "nsfw": []}
+    for scored in outputs.values():
+        clip = scored["clip_embeddings"].frame
+        images = clip["image_embedding"].to_numpy().astype(np.float32)
+        texts = clip["text_embedding"].to_numpy().astype(np.float32)
+        columns["clip_similarity"].append((images * texts).sum(axis=1))
+        for name in ("itm", "watermark", "nsfw"):
+            columns[name].append(scored[name].frame[f"{name}_probability"].to_numpy())
+    return {name: np.concatenate(parts) for name, parts in columns.items()}
+
+
+def precision_agreement(half: dict, full: dict) -> dict[str, dict]:
+    """Per score: the largest |half - float32| and the rank correlation of the two over the same rows."""
+    from scipy.stats import spearmanr
+
+    agreement = {}
+    for name, values in score_columns(half).items():
+        reference = score_columns(full)[name]
+        agreement[name] = {
+            "max_abs_difference": round(float(np.abs(values - reference).max()), 5),
+            "spread_float32": round(float(reference.std()), 5),
+            "spearman": round(float(spearmanr(values, reference).statistic), 4),
+        }
+    return agreement
 
 
 def separate_passes(models, shards, tables, stats) -> float:
@@ -192,6 +227,7 @@ def _median(values: list[float]) -> float:
 def run() -> dict[str, dict]:
     import tempfile
 
+    from curation_assets.models.device import precision_name
     from curation_assets.scoring.image_pass import PassStats
 
     pairs = coco_pairs()
@@ -199,12 +235,19 @@ def run() -> dict[str, dict]:
         print(f"  scoring_pass: skipped, no COCO photos at {COCO} (pairs.jsonl + images/)")
         return {}
     figures: dict[str, dict] = {}
+    last_outputs: dict[str, dict] = {}
+    one_pass_seconds: dict[str, float] = {}
+    precisions: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scoring-pass-") as folder:
         samples = replicated_samples(pairs)
         shards = write_tar_corpus(Path(folder), samples)
         tables = {shard.shard_id: normalize_shard(shard).valid for shard in shards}
         for model_set, (shard_count, repeats) in SCORED.items():
             models = load_models(model_set)
+            precisions[model_set] = precision_name(models["clip"].dtype)
+            if model_set.endswith(FP32) and precisions[model_set.removesuffix(FP32)] == "fp32":
+                print(f"  scoring_pass: {model_set} skipped, the default precision is float32 here already")
+                continue
             scored = shards[:shard_count]
             rows = sum(tables[shard.shard_id].height for shard in scored)
             inputs = predecoded_inputs(models, scored, tables)
@@ -214,12 +257,13 @@ def run() -> dict[str, dict]:
             # then slows both alike, and each ratio compares two neighbouring measurements.
             for _ in range(repeats):
                 raws.append(raw_forward_seconds(models, inputs))
-                together = PassStats()
-                ones.append(one_pass(models, scored, tables, together))
+                together, last_outputs[model_set] = PassStats(), {}
+                ones.append(one_pass(models, scored, tables, together, outputs=last_outputs[model_set]))
                 loads.append(os.getloadavg()[0])
             alone = PassStats()
             old = separate_passes(models, scored, tables, alone)
             loads.append(os.getloadavg()[0])
+            one_pass_seconds[model_set] = _median(ones)
             raw_totals = [sum(raw.values()) for raw in raws]
             ratios = [raw / one for raw, one in zip(raw_totals, ones)]
             common = {
@@ -231,6 +275,7 @@ def run() -> dict[str, dict]:
                 "device": str(models["clip"].device),
                 "decode_path": together.path,
                 "clip": models["clip"].identity,
+                "precision": precision_name(models["clip"].dtype),
                 "load_average_1min": [round(load, 2) for load in loads],
             }
             figures[f"scoring_pass_{model_set}_raw_forward_sum_samples_per_s"] = {
@@ -253,7 +298,7 @@ def run() -> dict[str, dict]:
                 "unit": "ratio",
                 "each_repeat": [round(ratio, 3) for ratio in ratios],
                 **common,
-                **({"target": "at least 0.85 on CPU"} if model_set == "vit_b_32" else {"note": "tiny models"}),
+                **({"target": "at least 0.85 on CPU"} if model_set != "smoke" else {"note": "tiny models"}),
             }
             figures[f"scoring_pass_{model_set}_separate_passes_samples_per_s"] = {
                 "value": round(rows / old, 2),
@@ -277,6 +322,16 @@ def run() -> dict[str, dict]:
                 "shard_bytes": sum(shard.path.stat().st_size for shard in scored),
                 "note": "each worker reads only its own members; 1.0 = every image byte read exactly once",
                 **common,
+            }
+            del models
+        half, full = "vit_b_32", "vit_b_32" + FP32
+        if full in one_pass_seconds:
+            figures["scoring_pass_vit_b_32_half_precision_speedup"] = {
+                "value": round(one_pass_seconds[full] / one_pass_seconds[half], 2),
+                "unit": "x",
+                "what": "one pass, float32 seconds / default-precision seconds, same rows",
+                "precision": precisions[half],
+                "score_agreement_with_float32": precision_agreement(last_outputs[half], last_outputs[full]),
             }
     return figures
 

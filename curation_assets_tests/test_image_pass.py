@@ -271,6 +271,45 @@ def test_two_workers_decode_once_per_image_too(jpeg_tar, models):
     assert stats.decodes == stats.images == table.height
 
 
+def _decode_and_mark(marker, image):
+    marker.touch()  # in a worker: decoding has begun
+    return np.asarray(image.resize((8, 8)))
+
+
+def test_meanwhile_runs_once_while_the_workers_are_decoding(jpeg_tar, tmp_path):
+    """Work that needs no image (CLIP's captions) fills the wait for the first batch: it runs after
+    the workers have started, not before the loader exists."""
+    import functools
+    import time
+
+    shard, table = jpeg_tar
+    marker = tmp_path / "a-worker-decoded"
+    consumer = ImageConsumer(
+        "marked", functools.partial(_decode_and_mark, marker), 64, lambda batch, _: batch, output="vector"
+    )
+    seen = []
+
+    def meanwhile():
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(marker.exists())
+
+    results = score_images(
+        shard, table["image_ref"].to_list(), [consumer], BatchSettings(batch_size=2, num_workers=2), meanwhile=meanwhile
+    )
+    assert seen == [True]
+    assert len(results["marked"]) == table.height
+
+
+def test_clip_captions_encoded_while_decoding_are_the_tables_captions(jpeg_tar, models):
+    shard, table = jpeg_tar
+    frame = score_image_tables(shard, table, ["clip_embeddings"], models.__getitem__, BatchSettings(4, 2))
+    texts = frame["clip_embeddings"].frame["text_embedding"].to_numpy()
+    expected = clip_text_embeddings(models["clip"], table["caption"].to_list(), 4)
+    np.testing.assert_array_equal(texts, expected)
+
+
 # --- workers split the shard's members ------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ def cpu_has_native_bfloat16() -> bool:
 
 def inference_dtype(device: torch.device, half_precision: bool = True) -> torch.dtype:
     """With half_precision: float16 on CUDA, bfloat16 on a CPU that computes it natively (scores move by
-    about 1e-3, rankings barely; measured in benchmarks/precision.py); float32 everywhere else, and
+    about 1e-3, rankings barely; measured by `make bench BENCH=scoring_pass`); float32 everywhere else, and
     always when half_precision is False."""
     if half_precision and device.type == "cuda":
         return torch.float16

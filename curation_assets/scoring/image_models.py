@@ -211,13 +211,21 @@ def score_image_tables(
     (ShardWork.model or the Dagster resources); only the due tables' models are asked for."""
     due = list(dict.fromkeys(due))
     consumers = image_consumers(due, model, _captions(table, due))
-    results = score_images(shard, table["image_ref"].to_list(), consumers, settings, progress, stats=stats)
+    captions: dict[str, np.ndarray] = {}
+
+    def encode_captions() -> None:  # CLIP's caption side needs no image: done while workers decode
+        if CLIP_EMBEDDINGS.name in due:
+            captions["clip"] = clip_text_embeddings(model("clip"), table["caption"].to_list(), settings.batch_size)
+
+    results = score_images(
+        shard, table["image_ref"].to_list(), consumers, settings, progress, stats=stats, meanwhile=encode_captions
+    )
     ids = table.select("sample_id")
     outputs: dict[str, TableOutput] = {}
     for name in due:
         if name == CLIP_EMBEDDINGS.name:
             clip = model("clip")
-            frame = _clip_frame(table, clip, results[name_of(name)], settings.batch_size)
+            frame = _clip_frame(table, clip, results[name_of(name)], captions["clip"])
             outputs[name] = TableOutput(frame, clip.identity, not clip.random_init, notes=precision_note(clip))
         elif name == IMAGE_PHASH.name:
             outputs[name] = TableOutput(
@@ -251,12 +259,11 @@ def name_of(table_name: str) -> str:
     return "clip" if table_name == CLIP_EMBEDDINGS.name else table_name
 
 
-def _clip_frame(table: pl.DataFrame, clip, image_vectors: np.ndarray, batch_size: int) -> pl.DataFrame:
+def _clip_frame(table: pl.DataFrame, clip, image_vectors: np.ndarray, texts: np.ndarray) -> pl.DataFrame:
     rows = table.height
     images = np.zeros((rows, clip.embed_dim), dtype=np.float16)
     if rows:
         images[:] = image_vectors
-    texts = clip_text_embeddings(clip, table["caption"].to_list(), batch_size)
     return table.select("sample_id").with_columns(
         pl.Series("image_embedding", images), pl.Series("text_embedding", texts)
     )

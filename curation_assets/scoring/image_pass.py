@@ -221,10 +221,13 @@ def score_images(
     progress: Progress | None = None,
     *,
     stats: PassStats | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Every consumer's outputs for every row of `image_refs`, in input order, from one read and one
     decode per image. `settings` is image_models.BatchSettings (batch size, workers, pinned memory,
-    decode path). Returns {consumer name: float32 array | (rows, d) array | list}."""
+    decode path). `meanwhile` runs in this process once the workers have started decoding (work that
+    needs no image, such as encoding the captions, fills the wait for the first batch). Returns
+    {consumer name: float32 array | (rows, d) array | list}."""
     names = [consumer.name for consumer in consumers]
     if len(set(names)) != len(names):
         raise ValueError(f"consumer names must be unique, got {names}")
@@ -235,6 +238,8 @@ def score_images(
     path = choose_path(consumers, getattr(settings, "decode", "auto"))
     stats.path = "cpu" if path.kind == "cpu" else f"device:{path.device}"
     if not consumers or not rows:
+        if meanwhile:
+            meanwhile()
         return {name: sink.result() for name, sink in sinks.items()}
 
     planning = ByteCounter()
@@ -261,7 +266,11 @@ def score_images(
     done = 0
     read_here: dict[int, int] = {}
     images = None
-    batches = iter(loader)
+    batches = iter(loader)  # the workers start decoding their first batches now
+    if meanwhile:
+        working = time.perf_counter()
+        meanwhile()
+        _add(stats.model_seconds, "meanwhile", time.perf_counter() - working)
     while True:
         waited = time.perf_counter()
         batch = next(batches, None)
