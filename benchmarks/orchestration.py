@@ -1,6 +1,12 @@
-"""Where a first run's time goes, in-process (`make demo`'s runner): 10 shards of real COCO photos
-(100 pairs each, as scoring_pass.py writes them) from nothing to the curated pool, with the smoke
-recipe (tiny models: the share is what a small model would see; a real one only shrinks it).
+"""Where a first run's time goes: 10 shards of real COCO photos (100 pairs each, as scoring_pass.py
+writes them) from nothing to the curated pool, with the smoke recipe without its eval (tiny models:
+the share is what a small model would see; a real one only shrinks it). Two paths:
+
+- `orchestration`: in process, `make demo`'s runner;
+- `orchestration_daemon`: the path `make ui` takes, `dagster dev` (webserver, daemon, the new-shard
+  and automation sensors) started over the 10 shards, timed from the moment it answers to the end of
+  the last run once the pipeline is quiet. Ticks are part of it: the sensors' 30 s intervals
+  (CURATION_SENSOR_INTERVAL_SECONDS) are waits a user sees.
 
 Read back from the instance's event log after the run, per run and step:
 - computation: inside our code, per shard (`shard_seconds` of each per-shard step: read, decode,
@@ -79,6 +85,121 @@ def first_run_in_process(root: Path, home: Path) -> dict:
     return {"wall": wall, "runs": len(runs), "computation": computation, **parts}
 
 
+def idle_seconds(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of [start, end] during which none of the (start, end) intervals was running."""
+    covered, reach = 0.0, start
+    for begin, finish in sorted(intervals):
+        begin, finish = max(begin, reach), min(finish, end)
+        if finish > begin:
+            covered += finish - begin
+            reach = finish
+    return (end - start) - covered
+
+
+def recipe_without_eval(folder: Path) -> Path:
+    """The smoke recipe's file without its `evaluation` section (what the in-process run uses)."""
+    import yaml
+
+    from curation_assets.recipe import PACKAGED_RECIPES
+
+    recipe = yaml.safe_load((PACKAGED_RECIPES / "smoke.yaml").read_text())
+    recipe.pop("evaluation", None)
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def first_run_daemon(root: Path, home: Path, timeout_s: float = 1800) -> dict:
+    """`dagster dev` over the shards under root, until quiet; the runs' breakdown from its event log."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from dagster import DagsterInstance
+
+    from curation_assets.local_run import local_instance_env
+    from drills.new_shard import REPO, free_port, wait_for_server, wait_until_quiet
+
+    env = local_instance_env(root, home, recipe_without_eval(home.parent))
+    port = free_port()
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")]
+    with open(home.parent / "dagster_dev.log", "w") as log_file:
+        server = subprocess.Popen(
+            command, env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.time() + timeout_s
+            wait_for_server(port, deadline)
+            ready = time.time()
+            runs = wait_until_quiet(port, 0, deadline, lambda _: None)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+    failed = [run["runId"] for run in runs if run["status"] != "SUCCESS"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed under the daemon; see {home.parent}/dagster_dev.log")
+    end = max(run["endTime"] for run in runs)
+    intervals = [(run["startTime"], run["endTime"]) for run in runs]
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with DagsterInstance.get() as instance:
+            parts = step_breakdown(instance, [run["runId"] for run in runs])
+    finally:
+        os.environ.pop("DAGSTER_HOME") if previous is None else os.environ.update(DAGSTER_HOME=previous)
+    computation = parts["shard_seconds"] - parts["load_seconds"] + parts["global_step_seconds"]
+    return {
+        "wall": end - ready,
+        "runs": len(runs),
+        "computation": computation,
+        "first_run_started_after": min(run["startTime"] for run in runs) - ready,
+        "no_run_running": idle_seconds(intervals, ready, end),
+        "in_runs": sum(finish - begin for begin, finish in intervals),
+        **parts,
+    }
+
+
+def run_daemon() -> dict[str, dict]:
+    from benchmarks.scoring_pass import COCO, coco_pairs, replicated_samples, write_tar_corpus
+
+    pairs = coco_pairs()
+    if not pairs:
+        print(f"  orchestration_daemon: skipped, no COCO photos at {COCO}")
+        return {}
+    with tempfile.TemporaryDirectory(prefix="bench-orchestration-daemon-") as folder:
+        root, home = Path(folder) / "data", Path(folder) / "home"
+        home.mkdir()
+        write_tar_corpus(root, replicated_samples(pairs))
+        measured = first_run_daemon(root, home)
+    wall = measured["wall"]
+    return {
+        "orchestration_share_first_run_daemon": {
+            "value": round((wall - measured["computation"]) / wall, 3),
+            "unit": "share",
+            "wall_s": round(wall, 1),
+            "computation_s": round(measured["computation"], 1),
+            "model_loads_s": round(measured["load_seconds"], 1),
+            "in_steps_s": round(measured["step_seconds"], 1),
+            "in_runs_s": round(measured["in_runs"], 1),
+            "no_run_running_s": round(measured["no_run_running"], 1),
+            "first_run_started_after_s": round(measured["first_run_started_after"], 1),
+            "runs": measured["runs"],
+            "sensor_interval_s": sensor_interval(),
+            "corpus": "10 WebDataset shards x 100 COCO photos (re-encoded copies), smoke recipe, no eval",
+            "note": "wall: from `dagster dev` answering to the last run's end; global steps count whole as "
+            "computation: a lower bound on the share",
+        }
+    }
+
+
+def sensor_interval() -> int:
+    from curation_assets.defs.sensors import SCAN_INTERVAL_SECONDS
+
+    return SCAN_INTERVAL_SECONDS
+
+
 def run() -> dict[str, dict]:
     from benchmarks.scoring_pass import COCO, coco_pairs, replicated_samples, write_tar_corpus
 
@@ -111,5 +232,7 @@ def run() -> dict[str, dict]:
 
 
 if __name__ == "__main__":
-    for key, figure in run().items():
+    import sys
+
+    for key, figure in (run_daemon() if "daemon" in sys.argv[1:] else run()).items():
         print(key, figure)

@@ -32,6 +32,7 @@ BENCHMARKS = {
     "captioning": captioning.run,
     "scoring_pass": scoring_pass.run,
     "orchestration": orchestration.run,
+    "orchestration_daemon": orchestration.run_daemon,
     "data_juicer_compare": data_juicer_compare.run,
     "incremental": incremental.run,
     "branches": branches.run,

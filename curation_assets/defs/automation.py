@@ -43,6 +43,7 @@ from curation_assets.defs.dagster_compat import (
     input_data_version_tag,
     input_event_pointer_tag,
 )
+from curation_assets.defs.sensors import SCAN_INTERVAL_SECONDS
 
 MATERIALIZATION = DagsterEventType.ASSET_MATERIALIZATION
 
@@ -275,7 +276,7 @@ AUTOMATION_SENSOR = AutomationConditionSensorDefinition(
     "curation_automation",
     target=AssetSelection.all(),
     default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SCAN_INTERVAL_SECONDS,
     use_user_code_server=True,
     description="Materializes what on_new_data asks for: new or changed shards' tables, then the global assets.",
 )

@@ -1,6 +1,7 @@
 """New-shard sensors: register shard files as partitions, version them by content, request runs."""
 
 import json
+import os
 
 from dagster import (
     AssetMaterialization,
@@ -21,7 +22,23 @@ from curation_assets.shard_scan import ShardChange, scan_shards, shard_set_versi
 from curation_assets.sources import SourceKind
 from curation_assets.storage import content_hash
 
-SCAN_INTERVAL_SECONDS = 30
+INTERVAL_ENV = "CURATION_SENSOR_INTERVAL_SECONDS"
+
+
+def sensor_interval_seconds(environ=os.environ) -> int:
+    """How often the new-shard sensors scan and the automation sensor ticks: 30 s, or INTERVAL_ENV.
+    Shorter turns a dropped shard around sooner (each step of a pipeline waits for a tick); each
+    automation tick evaluates every asset and partition, so a large instance wants it no shorter
+    than a tick takes (the tick's duration is on the sensor's page in the UI)."""
+    value = environ.get(INTERVAL_ENV, "").strip()
+    if not value:
+        return 30
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{INTERVAL_ENV}={value!r}: give a whole number of seconds, at least 1")
+    return int(value)
+
+
+SCAN_INTERVAL_SECONDS = sensor_interval_seconds()
 
 
 def recorded_data_version(context: SensorEvaluationContext, key, shard_id: str | None = None) -> str | None:
