@@ -257,3 +257,26 @@ def test_ticks_while_a_new_shard_runs_never_request_its_tables_again(instance, c
     [run] = execute_requests(instance, ticking_defs, [per_shard], log=lambda _: None)
     assert run.success
     assert mid_run == []
+
+
+def test_a_partition_the_status_cache_misreads_as_missing_is_not_requested_again(settled, smoke, monkeypatch):
+    """Dagster's partition status cache can read a partition materialized during a tick as neither
+    materialized nor in progress (automation.MaterializedNow says how); under the daemon that re-ran a
+    new shard's tables. Here the cache misreads every partition of one table as missing: the live
+    check must keep a settled pipeline from running anything."""
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
+
+    from curation_assets.defs.local_runner import AutomationState, tick
+
+    caption_root, instance = settled
+    defs = build_definitions(str(caption_root), smoke, **FAST)
+    assert tick(instance, defs, AutomationState()) == []
+
+    misread = key("text_stats")
+    cached = AssetGraphView._compute_missing_asset_subset
+
+    async def misread_as_missing(self, asset, from_subset):
+        return from_subset if asset == misread else await cached(self, asset, from_subset)
+
+    monkeypatch.setattr(AssetGraphView, "_compute_missing_asset_subset", misread_as_missing)
+    assert tick(instance, defs, AutomationState()) == []

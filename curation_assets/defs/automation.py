@@ -98,6 +98,49 @@ class BehindInputs(AutomationCondition):
         return AutomationResult(context, true_subset, metadata={"why": MetadataValue.text(summary or "up to date")})
 
 
+class MaterializedNow(AutomationCondition):
+    """True for each asset partition the event log holds a materialization of, read when evaluated.
+
+    Guards Dagster's `missing()`, which reads the partition status cache: that cache takes the asset's
+    latest materialization id from the asset record, then asks the live event log which planned
+    partitions are still without a materialization. A partition materialized between the two reads is
+    then neither materialized nor in progress, so `missing() & ~in_progress()` requested it again (seen
+    under the daemon, under load: a new shard's text_stats and aesthetics ran a second time in a run
+    of their own). One indexed query over the partitions `missing()` returned."""
+
+    @property
+    def name(self) -> str:
+        return "materialized_now"
+
+    def get_label(self) -> str | None:
+        return "materialized_now"
+
+    @property
+    def description(self) -> str:
+        return "Has a materialization in the event log (read live, not from the status cache)"
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    def evaluate(self, context: AutomationContext) -> AutomationResult:
+        if context.candidate_subset.is_empty:
+            return AutomationResult(context, context.get_empty_subset())
+        node = context.asset_graph.get(context.key)
+        instance = context.asset_graph_view.instance
+        if node.partitions_def is None:
+            found = instance.get_latest_materialization_event(node.key) is not None
+            return AutomationResult(context, context.candidate_subset if found else context.get_empty_subset())
+        partitions = set(context.candidate_subset.expensively_compute_partition_keys())
+        materialized = instance.event_log_storage.get_latest_storage_id_by_partition(
+            node.key, MATERIALIZATION, partitions
+        )
+        true_subset = context.asset_graph_view.get_subset_from_partition_keys(
+            context.key, node.partitions_def, set(materialized)
+        )
+        return AutomationResult(context, true_subset)
+
+
 def _behind(context: AutomationContext, storage, node, parents: list[AssetKey]) -> list[str]:
     """Reasons an unpartitioned asset is behind (empty: up to date or never materialized)."""
     record = context.asset_graph_view.instance.get_latest_materialization_event(node.key)
@@ -245,7 +288,8 @@ def on_new_data(
     because they settle before the inputs that matter. A new shard's eval features are written by the
     shard's run, long before the global run moves the mix: under the daemon, an eval behind them alone
     started on the old mix while the new shard was still being scored."""
-    due = (AutomationCondition.missing() | BehindInputs(ignores)) & ~AutomationCondition.execution_failed()
+    missing = (AutomationCondition.missing() & ~MaterializedNow()).with_label("missing")
+    due = (missing | BehindInputs(ignores)) & ~AutomationCondition.execution_failed()
     # After a failure, new data in an input is worth one more try (an identical re-run of it is not).
     # Only after a failure: for any other table BehindInputs already says when an input moved, and an
     # edge remembered "since last requested" would fire again after a run that already read the new
