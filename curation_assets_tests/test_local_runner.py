@@ -36,3 +36,15 @@ def test_every_sensor_but_the_reaper_follows_the_interval(monkeypatch):
     monkeypatch.setenv("CURATION_SENSOR_INTERVAL_SECONDS", "7")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[7]"
+
+
+def test_the_code_location_loads_without_torch():
+    """Every run process loads the code location first: one per ingested shard under the daemon. It
+    must not pay for torch (about 4 s of a 6 s import here); model code imports it where it runs."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "torchvision", "open_clip", "transformers")
+    probe = f"import sys, curation_assets.definitions; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -35,16 +35,8 @@ from curation_assets.defs.shard_assets import asset_spec_kwargs
 from curation_assets.evaluation.external import failure_message, launcher_command, render_command
 from curation_assets.evaluation.history import FINGERPRINT_KEY, history_markdown, history_table
 from curation_assets.evaluation.pipes_proxy import SENSITIVITY_CHECK
-from curation_assets.evaluation.protocol import budget_pairs
 from curation_assets.evaluation.report import comparison_markdown
 from curation_assets.evaluation.settings import eval_set_file
-from curation_assets.evaluation.store_pools import (
-    EvalSetFile,
-    caption_pairs,
-    eval_set_pairs,
-    mixed_caption_ids,
-    write_bundle,
-)
 from curation_assets.exports import layout
 from curation_assets.mix.draw import mix_version
 from curation_assets.recipe import Recipe
@@ -119,6 +111,16 @@ def build_eval_results_asset(recipe: Recipe):
         pipes: PipesSubprocessClient,
         proxy_encoders: ProxyEncodersResource,
     ) -> MaterializeResult:
+        # torch-heavy, so imported here: a run process that never evaluates (most) starts without torch.
+        from curation_assets.evaluation.protocol import budget_pairs
+        from curation_assets.evaluation.store_pools import (
+            EvalSetFile,
+            caption_pairs,
+            eval_set_pairs,
+            mixed_caption_ids,
+            write_bundle,
+        )
+
         store = data_root.store()
         local_root = _local_root(data_root)
 

@@ -16,7 +16,7 @@ from pydantic import Field
 from curation_assets import registry
 from curation_assets.models.loading import LOADERS, Runtime, load_model
 from curation_assets.recipe import Models, Recipe
-from curation_assets.scoring.image_models import BatchSettings
+from curation_assets.scoring.batch_settings import BatchSettings
 
 # Models loaded in this process, by resource config; and how many loads each model name took (tests
 # use it to show that a multi-shard run loads each model once, not once per shard).

@@ -11,7 +11,7 @@ same picture to within a few levels otherwise (image_batches.reduced_for); test_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,27 +20,9 @@ import torch
 
 from curation_assets.readers import ShardFile
 from curation_assets.registry import CLIP_EMBEDDINGS, IMAGE_PHASH, ITM, NSFW, WATERMARK
+from curation_assets.scoring.batch_settings import BatchSettings
 from curation_assets.scoring.image_pass import ImageConsumer, PassStats, score_images
 from curation_assets.table_spec import TableOutput
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    batch_size: int = 64
-    num_workers: int = 2
-    pin_memory: bool = False
-    # Where the image pass decodes: "auto" (on the GPU when CUDA is present and every due model can
-    # take tensors there, else in CPU workers), "cpu", or "device" (tensor path on the models' device).
-    decode: str = "auto"
-    # Decode at least this large (shorter side, px) even when every due model needs less. A table's
-    # values depend (slightly) on the scale its images were decoded at, so a caller that wants a
-    # table re-run alone to match the same table computed with the others pins this to the largest
-    # input of the models it runs together. None: the largest need of the due models.
-    decode_min_side: int | None = None
-
-    def loader_kwargs(self) -> dict:
-        return {"batch_size": self.batch_size, "num_workers": self.num_workers, "pin_memory": self.pin_memory}
-
 
 Progress = Callable[[int, int], None]  # (rows done, rows total)
 
