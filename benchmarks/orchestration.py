@@ -16,7 +16,8 @@ Read back from the instance's event log after the run, per run and step:
 - in-step overhead: step time outside the shard loop (resource init, metadata and event writes);
 - outside steps: everything else (planning, run creation, ticks, events between steps).
 
-Orchestration share = (wall - computation) / wall.
+Orchestration share = (wall - computation) / wall. Under the daemon the runs overlap and contend for
+the cores, so its computation is taken from the in-process run over a copy of the same corpus.
 """
 
 from __future__ import annotations
@@ -162,6 +163,12 @@ def first_run_daemon(root: Path, home: Path, timeout_s: float = 1800) -> dict:
 
 
 def run_daemon() -> dict[str, dict]:
+    """The daemon's first run next to the in-process one over the same corpus. Runs under the daemon
+    overlap (ten ingest runs start together) and contend for the cores, so the time inside their
+    steps overstates the work; the work is the in-process run's computation, and the daemon's share
+    is the part of its wall time beyond that."""
+    import shutil
+
     from benchmarks.scoring_pass import COCO, coco_pairs, replicated_samples, write_tar_corpus
 
     pairs = coco_pairs()
@@ -169,27 +176,38 @@ def run_daemon() -> dict[str, dict]:
         print(f"  orchestration_daemon: skipped, no COCO photos at {COCO}")
         return {}
     with tempfile.TemporaryDirectory(prefix="bench-orchestration-daemon-") as folder:
-        root, home = Path(folder) / "data", Path(folder) / "home"
-        home.mkdir()
-        write_tar_corpus(root, replicated_samples(pairs))
-        measured = first_run_daemon(root, home)
-    wall = measured["wall"]
+        base = Path(folder)
+        write_tar_corpus(base / "corpus", replicated_samples(pairs))
+        measured = {}
+        for path in ("in_process", "daemon"):
+            root, home = base / path / "data", base / path / "home"
+            shutil.copytree(base / "corpus", root)
+            home.mkdir()
+            run = first_run_in_process if path == "in_process" else first_run_daemon
+            measured[path] = run(root, home)
+    daemon, work = measured["daemon"], measured["in_process"]["computation"]
+    wall = daemon["wall"]
+    interval = sensor_interval()
+    suffix = "" if interval == 30 else f"_interval_{interval}s"
     return {
-        "orchestration_share_first_run_daemon": {
-            "value": round((wall - measured["computation"]) / wall, 3),
+        f"orchestration_share_first_run_daemon{suffix}": {
+            "value": round((wall - work) / wall, 3),
             "unit": "share",
             "wall_s": round(wall, 1),
-            "computation_s": round(measured["computation"], 1),
-            "model_loads_s": round(measured["load_seconds"], 1),
-            "in_steps_s": round(measured["step_seconds"], 1),
-            "in_runs_s": round(measured["in_runs"], 1),
-            "no_run_running_s": round(measured["no_run_running"], 1),
-            "first_run_started_after_s": round(measured["first_run_started_after"], 1),
-            "runs": measured["runs"],
-            "sensor_interval_s": sensor_interval(),
+            "computation_in_process_s": round(work, 1),
+            "in_process_wall_s": round(measured["in_process"]["wall"], 1),
+            "daemon_in_steps_s": round(daemon["step_seconds"], 1),
+            "daemon_shard_loops_s": round(daemon["shard_seconds"], 1),
+            "daemon_in_runs_s": round(daemon["in_runs"], 1),
+            "no_run_running_s": round(daemon["no_run_running"], 1),
+            "first_run_started_after_s": round(daemon["first_run_started_after"], 1),
+            "model_loads_s": round(daemon["load_seconds"], 1),
+            "runs": daemon["runs"],
+            "sensor_interval_s": interval,
             "corpus": "10 WebDataset shards x 100 COCO photos (re-encoded copies), smoke recipe, no eval",
-            "note": "wall: from `dagster dev` answering to the last run's end; global steps count whole as "
-            "computation: a lower bound on the share",
+            "note": "wall: from `dagster dev` answering to the last run's end; share: the part of it beyond "
+            "the in-process run's computation on the same corpus; runs overlap, so in-steps and in-runs "
+            "sums exceed the wall",
         }
     }
 
