@@ -4,6 +4,7 @@ shard's members, and the device (tensor) path, checked on the CPU."""
 from __future__ import annotations
 
 import io
+import sys
 import tarfile
 
 import numpy as np
@@ -308,6 +309,31 @@ def test_clip_captions_encoded_while_decoding_are_the_tables_captions(jpeg_tar, 
     texts = frame["clip_embeddings"].frame["text_embedding"].to_numpy()
     expected = clip_text_embeddings(models["clip"], table["caption"].to_list(), 4)
     np.testing.assert_array_equal(texts, expected)
+
+
+def _parents_marker(_data):
+    return getattr(image_batches, "_SET_IN_THE_PARENT_ONLY", None), 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_workers_are_forked_even_where_the_process_default_is_spawn(jpeg_tar, monkeypatch):
+    """A daemon-launched run is a spawn child, whose default start method is spawn: its workers
+    re-imported torch per shard. Forked workers see what the parent set at run time."""
+    import multiprocessing
+
+    from curation_assets.image_source import plan_image_reads
+
+    shard, table = jpeg_tar
+    previous = multiprocessing.get_start_method()
+    multiprocessing.set_start_method("spawn", force=True)
+    monkeypatch.setattr(image_batches, "_SET_IN_THE_PARENT_ONLY", "forked", raising=False)
+    try:
+        reads = plan_image_reads(shard, table["image_ref"].to_list())
+        loader = image_batches.shard_loader(shard, reads, _parents_marker, list, batch_size=4, num_workers=2)
+        seen = {item.value for batch in loader for item in batch}
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+    assert seen == {"forked"}
 
 
 # --- workers split the shard's members ------------------------------------------------------------

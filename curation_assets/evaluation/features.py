@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from curation_assets.evaluation.encoders import FeatureEncoders
 from curation_assets.readers import ShardFile
 from curation_assets.scoring.hashes import phash_of_bytes
-from curation_assets.scoring.image_batches import open_rgb
+from curation_assets.scoring.image_batches import open_rgb, worker_start_context
 
 FEATURE_COLUMNS = (
     "sample_id",
@@ -76,6 +76,7 @@ def encode_shard_images(
         batch_size=encoders.batch_size,
         num_workers=num_workers,
         prefetch_factor=4 if num_workers else None,
+        multiprocessing_context=worker_start_context() if num_workers else None,
     )
     done = 0
     for positions, pixels, hashes in loader:

@@ -8,6 +8,7 @@ of the shard is read twice however many workers there are.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +118,20 @@ class ShardImages(IterableDataset):
                 yield Prepared(position, value, me, counter.bytes_read, decodes if index == 0 else 0)
 
 
+def worker_start_context():
+    """How DataLoader workers start: forked on Linux, whatever the calling process's default.
+
+    A Dagster run launched by the daemon is itself a `spawn` child of the code server, and a spawn
+    child's default start method is spawn: each worker then imported torch and our code again, a few
+    seconds per worker per shard (measured: a first run of 10 shards spent 131 s in its image pass
+    under `dagster dev` for 36 s in process). Forked workers start in milliseconds; they only read and
+    decode on the CPU, so a parent's CUDA context is no concern. Elsewhere (macOS: fork is unsafe)
+    the platform default stands."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+
+
 def shard_loader(
     shard: ShardFile,
     reads: Sequence[ImageRead],
@@ -135,6 +150,7 @@ def shard_loader(
         pin_memory=pin_memory,
         collate_fn=collate,
         prefetch_factor=4 if num_workers else None,
+        multiprocessing_context=worker_start_context() if num_workers else None,
     )
 
 
