@@ -395,13 +395,13 @@ def graph_main(root: Path, which: str, home: Path) -> None:
     with instance_for_test(temp_dir=str(home)) as instance:
         defs = build_definitions(str(root), vit_b_32_recipe())
         tick_shard_sensors(instance, defs, log=lambda _: None)
+        caption = SourceKind.caption
+        shards = sorted(instance.get_dynamic_partitions(SHARD_PARTITIONS[caption].name))
         if which == GRAPH_FULL:
             runs = run_automation(instance, defs, log=lambda _: None)
             ok = all(run.success for run in runs)
         else:
-            caption = SourceKind.caption
             names = ("normalized", "quarantine", "clip_embeddings", "clip_similarity", "image_stats", "text_stats")
-            shards = sorted(instance.get_dynamic_partitions(SHARD_PARTITIONS[caption].name))
             outcome = defs.resolve_implicit_global_asset_job_def().execute_in_process(
                 instance=instance,
                 asset_selection=[asset_key(registry.table(caption, name)) for name in names],
@@ -410,8 +410,7 @@ def graph_main(root: Path, which: str, home: Path) -> None:
                 raise_on_error=False,
             )
             runs, ok = [outcome], outcome.success
-        shards = sorted(instance.get_dynamic_partitions(SHARD_PARTITIONS[SourceKind.caption].name))
-        similarity = registry.table(SourceKind.caption, "clip_similarity")
+        similarity = registry.table(caption, "clip_similarity")
         rows = TableStore(str(root)).read_shards(similarity, shards).height if ok else 0
     print(json.dumps({"runs": len(runs), "success": ok, "rows": rows, "quarantined": 0}))
 

@@ -202,8 +202,9 @@ def precision_agreement(half: dict, full: dict) -> dict[str, dict]:
     from scipy.stats import spearmanr
 
     agreement = {}
+    references = score_columns(full)
     for name, values in score_columns(half).items():
-        reference = score_columns(full)[name]
+        reference = references[name]
         agreement[name] = {
             "max_abs_difference": round(float(np.abs(values - reference).max()), 5),
             "spread_float32": round(float(reference.std()), 5),

@@ -53,28 +53,39 @@ def _storage_id(tags: Mapping[str, str], tag: str) -> int:
     return int(value) if value.isdigit() else 0
 
 
-class BehindInputs(AutomationCondition):
-    """True for each asset partition whose latest materialization is behind its inputs or code.
+class _LiveCondition(AutomationCondition):
+    """A condition read from the instance on every tick (no cursor), named by CONDITION_NAME and
+    described by DESCRIPTION in the UI's automation view."""
 
-    `ignored` inputs moving does not count (see on_new_data's `ignores`)."""
-
-    def __init__(self, ignored: Iterable[AssetKey] = ()):
-        self.ignored = frozenset(ignored)
+    CONDITION_NAME = ""
+    DESCRIPTION = ""
 
     @property
     def name(self) -> str:
-        return "behind_inputs"
+        return self.CONDITION_NAME
 
     def get_label(self) -> str | None:
-        return "behind_inputs"
+        return self.CONDITION_NAME
 
     @property
     def description(self) -> str:
-        return "Latest materialization is behind its inputs' data or its code version"
+        return self.DESCRIPTION
 
     @property
     def requires_cursor(self) -> bool:
         return False  # stateless: recomputed from the instance every tick
+
+
+class BehindInputs(_LiveCondition):
+    """True for each asset partition whose latest materialization is behind its inputs or code.
+
+    `ignored` inputs moving does not count (see on_new_data's `ignores`)."""
+
+    CONDITION_NAME = "behind_inputs"
+    DESCRIPTION = "Latest materialization is behind its inputs' data or its code version"
+
+    def __init__(self, ignored: Iterable[AssetKey] = ()):
+        self.ignored = frozenset(ignored)
 
     def evaluate(self, context: AutomationContext) -> AutomationResult:
         if context.candidate_subset.is_empty:
@@ -98,7 +109,7 @@ class BehindInputs(AutomationCondition):
         return AutomationResult(context, true_subset, metadata={"why": MetadataValue.text(summary or "up to date")})
 
 
-class MaterializedNow(AutomationCondition):
+class MaterializedNow(_LiveCondition):
     """True for each asset partition the event log holds a materialization of, read when evaluated.
 
     Guards Dagster's `missing()`, which reads the partition status cache: that cache takes the asset's
@@ -108,20 +119,8 @@ class MaterializedNow(AutomationCondition):
     under the daemon, under load: a new shard's text_stats and aesthetics ran a second time in a run
     of their own). One indexed query over the partitions `missing()` returned."""
 
-    @property
-    def name(self) -> str:
-        return "materialized_now"
-
-    def get_label(self) -> str | None:
-        return "materialized_now"
-
-    @property
-    def description(self) -> str:
-        return "Has a materialization in the event log (read live, not from the status cache)"
-
-    @property
-    def requires_cursor(self) -> bool:
-        return False
+    CONDITION_NAME = "materialized_now"
+    DESCRIPTION = "Has a materialization in the event log (read live, not from the status cache)"
 
     def evaluate(self, context: AutomationContext) -> AutomationResult:
         if context.candidate_subset.is_empty:
