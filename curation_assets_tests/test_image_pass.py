@@ -4,6 +4,7 @@ shard's members, and the device (tensor) path, checked on the CPU."""
 from __future__ import annotations
 
 import io
+import os
 import sys
 import tarfile
 
@@ -334,6 +335,32 @@ def test_workers_are_forked_even_where_the_process_default_is_spawn(jpeg_tar, mo
     finally:
         multiprocessing.set_start_method(previous, force=True)
     assert seen == {"forked"}
+
+
+def _niceness(_image):
+    return os.nice(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="CPU priority (nice) is Unix only")
+def test_the_pass_workers_run_below_the_models_cpu_priority(jpeg_tar):
+    shard, table = jpeg_tar
+    here = os.nice(0)
+    consumer = ImageConsumer("niceness", _niceness, None, _same_values, output="object", collate=list)
+
+    def seen(settings):
+        return set(score_images(shard, table["image_ref"].to_list(), [consumer], settings)["niceness"])
+
+    assert BatchSettings().worker_nice > 0  # the default lowers it
+    assert seen(BatchSettings(batch_size=2, num_workers=2)) == {min(here + BatchSettings().worker_nice, 19)}
+    assert seen(BatchSettings(batch_size=2, num_workers=2, worker_nice=0)) == {here}
+    assert seen(BatchSettings(batch_size=2, num_workers=0)) == {here}  # no workers: nothing to lower
+    assert os.nice(0) == here  # this process keeps its own
+    with pytest.raises(ValueError, match="worker_nice"):
+        image_batches.LowerPriority(-1)
+
+
+def _same_values(values, _positions):
+    return values
 
 
 # --- workers split the shard's members ------------------------------------------------------------

@@ -10,17 +10,13 @@ and `text_feature` (float16) and `produced_by` (both encoders and their weights)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl
-import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from curation_assets.evaluation.encoders import FeatureEncoders
 from curation_assets.readers import ShardFile
-from curation_assets.scoring.hashes import phash_of_bytes
-from curation_assets.scoring.image_batches import open_rgb, worker_start_context
 
 FEATURE_COLUMNS = (
     "sample_id",
@@ -34,29 +30,8 @@ FEATURE_COLUMNS = (
 Progress = Callable[[int, int], None]  # (images done, images total)
 
 
-def image_bytes(shard: ShardFile, image_refs: Sequence[str]) -> Iterator[tuple[int, bytes]]:
-    """The only door to image bytes here: (position in `image_refs`, bytes), in the shard's order."""
-    from curation_assets.image_source import iter_image_bytes
-
-    return iter_image_bytes(shard, image_refs)
-
-
 def text_sha256(captions: Sequence[str]) -> list[str]:
     return [hashlib.sha256(caption.encode()).hexdigest() for caption in captions]
-
-
-class _EncodedImages(IterableDataset):
-    """(position, pixels, pHash) per image; each DataLoader worker decodes its share of the stream."""
-
-    def __init__(self, shard: ShardFile, image_refs: Sequence[str], preprocess, min_side: int):
-        self.shard, self.image_refs, self.preprocess, self.min_side = shard, list(image_refs), preprocess, min_side
-
-    def __iter__(self):
-        worker = get_worker_info()
-        workers, me = (worker.num_workers, worker.id) if worker else (1, 0)
-        for count, (position, data) in enumerate(image_bytes(self.shard, self.image_refs)):
-            if count % workers == me:
-                yield position, self.preprocess(open_rgb(data, self.min_side)), phash_of_bytes(data)
 
 
 def encode_shard_images(
@@ -66,30 +41,35 @@ def encode_shard_images(
     num_workers: int = 2,
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Image features (float16, one row per reference) and pHashes, decoding in DataLoader workers."""
-    features = np.zeros((len(image_refs), encoders.image.dim), dtype=np.float16)
-    phashes: list[str | None] = [None] * len(image_refs)
+    """Image features (float16, one row per reference) and pHashes, from one image pass (the scoring
+    stage's: each worker reads only its own members, one decode per image feeds both)."""
+    from curation_assets.scoring.batch_settings import BatchSettings
+    from curation_assets.scoring.image_models import phash_consumer
+    from curation_assets.scoring.image_pass import ImageConsumer, score_images
+    from curation_assets.scoring.pixel_handoff import handoff, split_torchvision
+
     if not image_refs:
-        return features, []
-    loader = DataLoader(
-        _EncodedImages(shard, image_refs, encoders.image.preprocess, encoders.image.image_size),
-        batch_size=encoders.batch_size,
-        num_workers=num_workers,
-        prefetch_factor=4 if num_workers else None,
-        multiprocessing_context=worker_start_context() if num_workers else None,
+        return np.zeros((0, encoders.image.dim), dtype=np.float16), []
+    image = encoders.image
+    features = ImageConsumer(
+        "features",
+        min_side=image.image_size,
+        score=_Encode(image),
+        output="vector",
+        **handoff(image.preprocess, split_torchvision(image.preprocess), image.device),
     )
-    done = 0
-    for positions, pixels, hashes in loader:
-        positions = positions.numpy() if isinstance(positions, torch.Tensor) else np.asarray(positions)
-        features[positions] = encoders.image.encode(pixels)
-        for position, value in zip(positions.tolist(), hashes):
-            phashes[position] = value
-        done += len(positions)
-        if progress:
-            progress(done, len(image_refs))
-    if done != len(image_refs):
-        raise RuntimeError(f"{shard.shard_id}: decoded {done} images for {len(image_refs)} references")
-    return features, phashes
+    hashes = phash_consumer()
+    settings = BatchSettings(encoders.batch_size, num_workers, decode="cpu")  # the encoders take PIL transforms
+    out = score_images(shard, image_refs, [features, hashes], settings, progress)
+    return out["features"].astype(np.float16), out[hashes.name]
+
+
+class _Encode:
+    def __init__(self, image):
+        self.image = image
+
+    def __call__(self, pixels, _positions) -> np.ndarray:
+        return self.image.encode(pixels)
 
 
 def shard_features(

@@ -19,6 +19,16 @@ class BatchSettings:
     # table re-run alone to match the same table computed with the others pins this to the largest
     # input of the models it runs together. None: the largest need of the due models.
     decode_min_side: int | None = None
+    # How much lower the DataLoader workers' CPU priority is than the model's process (Unix nice;
+    # 0: the same). Where cores are short, workers then take the cycles the model's threads leave
+    # instead of preempting them mid-forward (a forward split over threads waits for its slowest);
+    # with cores to spare, as beside a GPU, nothing changes.
+    worker_nice: int = 10
 
     def loader_kwargs(self) -> dict:
-        return {"batch_size": self.batch_size, "num_workers": self.num_workers, "pin_memory": self.pin_memory}
+        return {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "worker_nice": self.worker_nice,
+        }

@@ -8,6 +8,7 @@ of the shard is read twice however many workers there are.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,20 @@ def worker_start_context():
     return multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
 
 
+class LowerPriority:
+    """A DataLoader worker_init_fn: the worker's CPU priority lowered by `nice` (Unix; elsewhere the
+    worker keeps its parent's). A class, not a closure: spawned workers receive it pickled."""
+
+    def __init__(self, nice: int):
+        if nice < 0:
+            raise ValueError(f"worker_nice must be 0 or more (lower priority), got {nice}")
+        self.nice = nice
+
+    def __call__(self, _worker_id: int) -> None:
+        if self.nice and hasattr(os, "nice"):
+            os.nice(self.nice)
+
+
 def shard_loader(
     shard: ShardFile,
     reads: Sequence[ImageRead],
@@ -141,8 +156,10 @@ def shard_loader(
     batch_size: int,
     num_workers: int,
     pin_memory: bool = False,
+    worker_nice: int = 0,
 ) -> DataLoader:
-    """A DataLoader over the planned images, each worker (or this process, with none) reading its share."""
+    """A DataLoader over the planned images, each worker (or this process, with none) reading its
+    share; workers run `worker_nice` below this process's CPU priority (BatchSettings.worker_nice)."""
     return DataLoader(
         ShardImages(shard, split_reads(reads, num_workers), prepare),
         batch_size=batch_size,
@@ -151,6 +168,7 @@ def shard_loader(
         collate_fn=collate,
         prefetch_factor=4 if num_workers else None,
         multiprocessing_context=worker_start_context() if num_workers else None,
+        worker_init_fn=LowerPriority(worker_nice) if num_workers else None,
     )
 
 
@@ -185,6 +203,7 @@ def image_batches(
     batch_size: int,
     num_workers: int,
     pin_memory: bool = False,
+    worker_nice: int = 0,
     min_side: int | None = None,
     collate: Callable | None = None,
 ) -> Iterator[tuple[np.ndarray, Any]]:
@@ -202,6 +221,7 @@ def image_batches(
         batch_size=batch_size,
         num_workers=num_workers,
         pin_memory=pin_memory,
+        worker_nice=worker_nice,
     )
     seen = 0
     for positions, batch in loader:

@@ -22,6 +22,14 @@ from curation_assets.readers import ShardFile
 from curation_assets.registry import CLIP_EMBEDDINGS, IMAGE_PHASH, ITM, NSFW, WATERMARK
 from curation_assets.scoring.batch_settings import BatchSettings
 from curation_assets.scoring.image_pass import ImageConsumer, PassStats, score_images
+from curation_assets.scoring.pixel_handoff import (
+    OnDevice,
+    handoff,
+    nsfw_input,
+    nsfw_pixels,
+    split_image_processor,
+    split_torchvision,
+)
 from curation_assets.table_spec import TableOutput
 
 Progress = Callable[[int, int], None]  # (rows done, rows total)
@@ -50,12 +58,12 @@ def clip_consumer(clip) -> ImageConsumer:
 
     return ImageConsumer(
         "clip",
-        clip.preprocess,
-        clip.image_size,
-        score,
+        min_side=clip.image_size,
+        score=score,
         output="vector",
         device_transform=compose_on_tensors(clip.preprocess, clip.dtype),
         device=str(clip.device),
+        **handoff(clip.preprocess, split_torchvision(clip.preprocess), clip.device),
     )
 
 
@@ -80,11 +88,11 @@ def itm_consumer(itm, captions: list[str]) -> ImageConsumer:
     image_processor = itm.processor.image_processor
     return ImageConsumer(
         ITM.name,
-        BlipPixels(image_processor),
-        itm.image_size,
-        score,
+        min_side=itm.image_size,
+        score=score,
         device_transform=processor_on_tensors(image_processor, itm.dtype),
         device=str(itm.device),
+        **handoff(BlipPixels(image_processor), split_image_processor(image_processor), itm.device),
     )
 
 
@@ -96,16 +104,15 @@ def watermark_consumer(detector) -> ImageConsumer:
 
     return ImageConsumer(
         WATERMARK.name,
-        detector.preprocess,
-        detector.image_size,
-        score,
+        min_side=detector.image_size,
+        score=score,
         device_transform=compose_on_tensors(detector.preprocess, detector.dtype),
         device=str(detector.device),
+        **handoff(detector.preprocess, split_torchvision(detector.preprocess), detector.device),
     )
 
 
 def nsfw_consumer(classifier) -> ImageConsumer:
-    from curation_assets.models.nsfw import nsfw_preprocess
     from curation_assets.scoring.image_device import nsfw_on_tensors
 
     def score(batch, _positions):
@@ -113,9 +120,14 @@ def nsfw_consumer(classifier) -> ImageConsumer:
             return classifier.score_tensor(batch)
         return classifier.score(np.asarray(batch))
 
-    # Open-NSFW resizes to 256 first, so JPEGs can decode at that scale.
     return ImageConsumer(
-        NSFW.name, nsfw_preprocess, 256, score, device_transform=nsfw_on_tensors, device=classifier.device
+        NSFW.name,
+        min_side=256,  # Open-NSFW resizes to 256 first, so JPEGs can decode at that scale.
+        score=score,
+        device_transform=nsfw_on_tensors,
+        device=classifier.device,
+        transform=nsfw_pixels,
+        per_batch=OnDevice(nsfw_input, classifier.device),
     )
 
 

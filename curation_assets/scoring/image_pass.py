@@ -51,9 +51,11 @@ class ImageConsumer:
     """One model fed by the pass.
 
     `transform` and `collate` run in the DataLoader workers (so must be picklable where workers are
-    spawned); `score` and `device_transform` run in this process. `score(batch, positions)` returns
-    one output per row of the batch: a float ("scalar"), a vector ("vector": rows of one array), or
-    any object ("object", e.g. a hash string).
+    spawned); `per_batch`, `score` and `device_transform` run in this process. On the CPU path a
+    batch is `per_batch(collate(transformed images))`: workers hand over uint8 pixels and this process
+    makes them float a batch at a time (pixel_handoff). `score(batch, positions)` returns one output
+    per row of the batch: a float ("scalar"), a vector ("vector": rows of one array), or any object
+    ("object", e.g. a hash string).
     """
 
     name: str
@@ -62,6 +64,7 @@ class ImageConsumer:
     score: Callable[[Any, np.ndarray], Any]
     output: OutputKind = "scalar"
     collate: Callable[[list], Any] = default_collate
+    per_batch: Callable[[Any], Any] | None = None  # the collated batch -> the model's input; None: as is
     device_transform: TensorTransform | None = None  # decoded uint8 CHW tensors on the device -> batch
     device: str = "cpu"  # where the model runs ("cuda", "cuda:1", "cpu", "mps")
 
@@ -262,6 +265,7 @@ def score_images(
         batch_size=settings.batch_size,
         num_workers=settings.num_workers,
         pin_memory=settings.pin_memory and torch.cuda.is_available(),
+        worker_nice=getattr(settings, "worker_nice", 0),
     )
     done = 0
     read_here: dict[int, int] = {}
@@ -290,6 +294,7 @@ def score_images(
                 inputs = consumer.device_transform(views.for_model(consumer.min_side))
             else:
                 inputs = batch.inputs[consumer.name]
+                inputs = consumer.per_batch(inputs) if consumer.per_batch else inputs
             sinks[consumer.name].put(positions, consumer.score(inputs, positions))
             _add(stats.model_seconds, consumer.name, time.perf_counter() - scoring)
         images = views = None  # the decoded batch on the device is freed before the next is made
