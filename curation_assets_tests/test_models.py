@@ -126,6 +126,18 @@ def test_runtime_from_the_environment_sets_device_and_precision_and_refuses_a_ty
         runtime_from_environment({"CURATION_HALF_PRECISION": "off"})
 
 
+def test_model_resources_pass_the_workers_priority_to_the_image_pass_and_refuse_a_negative_one():
+    import pydantic
+
+    from curation_assets.defs.models import model_resources
+    from curation_assets.scoring.batch_settings import BatchSettings
+
+    assert model_resources(SMOKE)["clip"].batch_settings().worker_nice == BatchSettings().worker_nice > 0
+    assert {r.batch_settings().worker_nice for r in model_resources(SMOKE, worker_nice=0).values()} == {0}
+    with pytest.raises(pydantic.ValidationError, match="worker_nice"):
+        model_resources(SMOKE, worker_nice=-5)
+
+
 needs_native_bfloat16 = pytest.mark.skipif(
     not device_module.cpu_has_native_bfloat16(), reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX)"
 )

@@ -31,6 +31,11 @@ class ModelResource(ConfigurableResource):
     device: str = Field(default="auto", description="auto picks cuda, then mps, then cpu")
     batch_size: int = 64
     num_workers: int = Field(default=2, description="DataLoader workers decoding images while the model runs")
+    worker_nice: int = Field(
+        default=BatchSettings.worker_nice,
+        ge=0,
+        description="how far below the model's CPU priority the workers run (Unix nice); 0: the same",
+    )
     half_precision: bool = Field(
         default=True, description="float16 on CUDA, bfloat16 on CPUs that compute it natively; false: float32"
     )
@@ -53,7 +58,9 @@ class ModelResource(ConfigurableResource):
     def batch_settings(self) -> BatchSettings:
         import torch
 
-        return BatchSettings(self.batch_size, self.num_workers, pin_memory=torch.cuda.is_available())
+        return BatchSettings(
+            self.batch_size, self.num_workers, pin_memory=torch.cuda.is_available(), worker_nice=self.worker_nice
+        )
 
 
 def model_resources(recipe: Recipe, **runtime: Any) -> dict[str, ModelResource]:
