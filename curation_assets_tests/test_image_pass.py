@@ -7,6 +7,7 @@ import io
 import os
 import sys
 import tarfile
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +45,10 @@ from curation_assets_tests.helpers import shard_file
 
 ALL_TABLES = list(IMAGE_TABLE_MODELS)
 SERIAL = BatchSettings(batch_size=4, num_workers=0)
+# Two DataLoader workers decoding ahead: what a pass feeding a GPU does (CPU models decode between
+# their forwards instead, BETWEEN).
+WORKERS = BatchSettings(batch_size=2, num_workers=2, cpu_decode="workers")
+BETWEEN = BatchSettings(batch_size=2, num_workers=2, cpu_decode="between")
 
 
 @pytest.fixture(scope="module")
@@ -267,10 +272,10 @@ def test_two_workers_decode_once_per_image_too(jpeg_tar, models):
     shard, table = jpeg_tar
     consumers = image_consumers(ALL_TABLES, models.__getitem__, table["caption"].to_list())
     stats = PassStats()
-    score_images(
-        shard, table["image_ref"].to_list(), consumers, BatchSettings(batch_size=2, num_workers=2), stats=stats
-    )
-    assert stats.decodes == stats.images == table.height
+    for settings in (WORKERS, BETWEEN):
+        stats = PassStats()
+        score_images(shard, table["image_ref"].to_list(), consumers, settings, stats=stats)
+        assert stats.decodes == stats.images == table.height
 
 
 def _decode_and_mark(marker, image):
@@ -297,9 +302,7 @@ def test_meanwhile_runs_once_while_the_workers_are_decoding(jpeg_tar, tmp_path):
             time.sleep(0.01)
         seen.append(marker.exists())
 
-    results = score_images(
-        shard, table["image_ref"].to_list(), [consumer], BatchSettings(batch_size=2, num_workers=2), meanwhile=meanwhile
-    )
+    results = score_images(shard, table["image_ref"].to_list(), [consumer], WORKERS, meanwhile=meanwhile)
     assert seen == [True]
     assert len(results["marked"]) == table.height
 
@@ -351,9 +354,10 @@ def test_the_pass_workers_run_below_the_models_cpu_priority(jpeg_tar):
         return set(score_images(shard, table["image_ref"].to_list(), [consumer], settings)["niceness"])
 
     assert BatchSettings().worker_nice > 0  # the default lowers it
-    assert seen(BatchSettings(batch_size=2, num_workers=2)) == {min(here + BatchSettings().worker_nice, 19)}
-    assert seen(BatchSettings(batch_size=2, num_workers=2, worker_nice=0)) == {here}
-    assert seen(BatchSettings(batch_size=2, num_workers=0)) == {here}  # no workers: nothing to lower
+    assert seen(WORKERS) == {min(here + BatchSettings().worker_nice, 19)}
+    assert seen(replace(WORKERS, worker_nice=0)) == {here}
+    assert seen(replace(WORKERS, num_workers=0)) == {here}  # no workers: nothing to lower
+    assert seen(BETWEEN) == {here}  # threads of this process
     assert os.nice(0) == here  # this process keeps its own
     with pytest.raises(ValueError, match="worker_nice"):
         image_batches.LowerPriority(-1)
@@ -383,7 +387,7 @@ def test_two_workers_each_read_only_their_own_members(tmp_path, models):
 
     serial_stats, split_stats = PassStats(), PassStats()
     serial = score_images(shard, refs, consumers, SERIAL, stats=serial_stats)
-    split = score_images(shard, refs, consumers, BatchSettings(batch_size=2, num_workers=2), stats=split_stats)
+    split = score_images(shard, refs, consumers, WORKERS, stats=split_stats)
 
     # Members are dealt in turn: worker 0 reads images 0, 2, 4, ..., worker 1 images 1, 3, 5, ...
     assert split_stats.bytes_read == {0: sum(image_bytes[0::2]), 1: sum(image_bytes[1::2])}
@@ -422,7 +426,7 @@ def test_parquet_workers_read_whole_row_groups_of_their_own(tmp_path, models):
 
     consumers = image_consumers(["image_phash"], models.__getitem__, [])
     stats = PassStats()
-    split = score_images(shard, refs, consumers, BatchSettings(batch_size=2, num_workers=2), stats=stats)
+    split = score_images(shard, refs, consumers, WORKERS, stats=stats)
     assert split == score_images(shard, refs, consumers, SERIAL)
     chunk = pq.ParquetFile(shard.path).metadata.row_group
     # Each worker reads the image column of its own row groups, and nothing else (not even the footer:
@@ -441,7 +445,7 @@ def test_files_are_dealt_to_workers_one_each(tmp_path, models):
     sizes = [(tmp_path / ref.removeprefix("file:")).stat().st_size for ref in refs]
 
     stats = PassStats()
-    score_images(shard, refs, image_consumers(["image_phash"], {}.get, []), BatchSettings(2, 2), stats=stats)
+    score_images(shard, refs, image_consumers(["image_phash"], {}.get, []), WORKERS, stats=stats)
     assert stats.bytes_read == {0: sum(sizes[0::2]), 1: sum(sizes[1::2])}
 
 

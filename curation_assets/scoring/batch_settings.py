@@ -19,6 +19,12 @@ class BatchSettings:
     # table re-run alone to match the same table computed with the others pins this to the largest
     # input of the models it runs together. None: the largest need of the due models.
     decode_min_side: int | None = None
+    # Who decodes on the CPU path: "workers" (num_workers DataLoader processes decoding ahead while
+    # the models run: what a GPU wants, its host cores are idle meanwhile), "between" (num_workers
+    # threads of this process decoding each batch between the forwards: what models on the CPU want,
+    # as they use every core themselves; scoring/decode_between.py), or "auto" (between when every
+    # due model runs on the CPU, else workers).
+    cpu_decode: str = "auto"
     # How much lower the DataLoader workers' CPU priority is than the model's process (Unix nice;
     # 0: the same). Where cores are short, workers then take the cycles the model's threads leave
     # instead of preempting them mid-forward (a forward split over threads waits for its slowest);

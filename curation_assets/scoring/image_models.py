@@ -184,6 +184,7 @@ def pass_notes(tables: Iterable[str], stats: PassStats) -> dict:
     return {
         "image_pass": ", ".join(tables),
         "image_pass_path": stats.path,
+        "image_pass_decoders": stats.decoders,
         "decodes_per_image": round(stats.decodes_per_image, 3),
         "pass_seconds": round(stats.seconds, 2),
         "model_seconds": round(sum(stats.model_seconds.values()), 2),

@@ -1,9 +1,12 @@
 """One pass over a shard's images feeding every image model that is due.
 
-Each image is read once (each DataLoader worker reads only its own members) and decoded once, at the
-largest size any due model needs (a reduced JPEG decode when all need less than full size); every
-model's transform is applied to that one decoded image in the worker, batches are assembled per
-model, and each model runs on its batch in this process while the workers decode the next ones.
+Each image is read once and decoded once, at the largest size any due model needs (a reduced JPEG
+decode when all need less than full size); every model's transform is applied to that one decoded
+image, batches are assembled per model, and each model runs on its batch in this process. Who decodes
+depends on where the models run (BatchSettings.cpu_decode): beside a GPU, DataLoader workers decode
+the next batches while it computes (each worker reading only its own members); with every model on
+the CPU, this process's threads decode each batch between the forwards (decode_between), because
+workers beside CPU forwards slow them by more than they save.
 
 Which models are due is the caller's business: it passes one ImageConsumer per table to compute, so
 a changed model re-runs only its own table. A model alone and the same model in a pass with others
@@ -21,7 +24,7 @@ device, and copies come from pinned memory.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +35,7 @@ from torch.utils.data import default_collate
 
 from curation_assets.image_source import ByteCounter, plan_image_reads
 from curation_assets.readers import ShardFile
+from curation_assets.scoring.decode_between import DecodeBetweenForwards
 from curation_assets.scoring.image_batches import Prepared, decode_rgb, reduce_factor, shard_loader
 from curation_assets.scoring.image_device import (
     EncodedImage,
@@ -81,7 +85,8 @@ class PassStats:
     bytes_read: dict[int, int] = field(default_factory=dict)  # per reader (worker id; 0 without workers)
     plan_bytes: int = 0  # read in this process to plan: tar headers, parquet footers
     seconds: float = 0.0
-    waiting_seconds: float = 0.0  # this process waiting for the workers' next batch (decode-bound when large)
+    decoders: str = ""  # who decoded: "2 workers ahead" or "2 threads between forwards" (cpu), or "" (device)
+    waiting_seconds: float = 0.0  # this process waiting for the next batch (decode-bound when large)
     model_seconds: dict[str, float] = field(default_factory=dict)  # per consumer: transform on device + score
 
     @property
@@ -120,6 +125,16 @@ def choose_path(consumers: Sequence[ImageConsumer], decode: Decode = "auto") -> 
     if missing:
         return DecodePath("cpu", None, f"no tensor transform for {', '.join(missing)}")
     return DecodePath("device", cuda[0], "CUDA")
+
+
+def decode_between_forwards(consumers: Sequence[ImageConsumer], cpu_decode: str = "auto") -> bool:
+    """Whether the CPU path decodes in this process between the forwards (decode_between) rather
+    than in DataLoader workers ahead of them: `auto` when every due model runs on the CPU."""
+    if cpu_decode not in ("auto", "workers", "between"):
+        raise ValueError(f"cpu_decode must be auto, workers or between, not {cpu_decode!r}")
+    if cpu_decode != "auto":
+        return cpu_decode == "between"
+    return all(torch.device(consumer.device).type == "cpu" for consumer in consumers)
 
 
 def decode_side(consumers: Sequence[ImageConsumer], at_least: int | None = None) -> int | None:
@@ -228,8 +243,9 @@ def score_images(
 ) -> dict[str, Any]:
     """Every consumer's outputs for every row of `image_refs`, in input order, from one read and one
     decode per image. `settings` is image_models.BatchSettings (batch size, workers, pinned memory,
-    decode path). `meanwhile` runs in this process once the workers have started decoding (work that
-    needs no image, such as encoding the captions, fills the wait for the first batch). Returns
+    decode path, who decodes). `meanwhile` runs in this process before the first batch, once workers
+    have started decoding if there are any (work that needs no image, such as encoding the captions,
+    fills the wait for the first batch). Returns
     {consumer name: float32 array | (rows, d) array | list}."""
     names = [consumer.name for consumer in consumers]
     if len(set(names)) != len(names):
@@ -257,20 +273,27 @@ def score_images(
         collate = _Collate({c.name: c.collate for c in consumers})
     else:
         prepare, collate = _prepare_encoded, _Collate(None)
-    loader = shard_loader(
-        shard,
-        reads,
-        prepare,
-        collate,
-        batch_size=settings.batch_size,
-        num_workers=settings.num_workers,
-        pin_memory=settings.pin_memory and torch.cuda.is_available(),
-        worker_nice=getattr(settings, "worker_nice", 0),
-    )
+    loader: Iterable
+    if path.kind == "cpu" and decode_between_forwards(consumers, getattr(settings, "cpu_decode", "auto")):
+        threads = max(1, settings.num_workers)
+        loader = DecodeBetweenForwards(shard, reads, prepare, collate, batch_size=settings.batch_size, threads=threads)
+        stats.decoders = f"{threads} threads between forwards"
+    else:
+        loader = shard_loader(
+            shard,
+            reads,
+            prepare,
+            collate,
+            batch_size=settings.batch_size,
+            num_workers=settings.num_workers,
+            pin_memory=settings.pin_memory and torch.cuda.is_available(),
+            worker_nice=getattr(settings, "worker_nice", 0),
+        )
+        stats.decoders = f"{settings.num_workers} workers ahead" if path.kind == "cpu" else ""
     done = 0
     read_here: dict[int, int] = {}
     images = None
-    batches = iter(loader)  # the workers start decoding their first batches now
+    batches = iter(loader)  # workers start decoding their first batches now (between forwards: on next())
     if meanwhile:
         working = time.perf_counter()
         meanwhile()
