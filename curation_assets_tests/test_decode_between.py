@@ -161,3 +161,29 @@ def test_no_workers_still_decodes_with_one_thread_and_bad_sizes_are_refused(shar
     assert stats.decoders == "1 threads between forwards"
     with pytest.raises(ValueError, match="at least 1"):
         DecodeBetweenForwards(shard, [], lambda data: (data, 1), list, batch_size=0, threads=1)
+
+
+def test_the_eval_features_tell_the_pass_where_their_encoder_runs(shard_and_table, monkeypatch):
+    import torch
+
+    from curation_assets.evaluation import features
+    from curation_assets.scoring import image_pass
+
+    shard, table = shard_and_table
+    seen = {}
+
+    def record(shard, refs, consumers, settings, progress=None, **kwargs):
+        seen.update({consumer.name: consumer.device for consumer in consumers})
+        raise StopIteration  # enough: what the pass was handed
+
+    class Encoder:
+        device, dim, preprocess, image_size = torch.device("cuda", 1), 4, _pixels, 32
+
+    class Encoders:
+        image, batch_size = Encoder(), 4
+
+    monkeypatch.setattr(image_pass, "score_images", record)
+    with pytest.raises(StopIteration):
+        features.encode_shard_images(shard, table["image_ref"].to_list(), Encoders())
+    assert seen["features"] == "cuda:1"  # a GPU encoder: workers decode ahead of it
+    assert not decode_between_forwards([fake("features", seen["features"]), fake("image_phash")])

@@ -56,6 +56,7 @@ def encode_shard_images(
         min_side=image.image_size,
         score=_Encode(image),
         output="vector",
+        device=str(image.device),  # decides who decodes: workers ahead of a GPU, threads between CPU forwards
         **handoff(image.preprocess, split_torchvision(image.preprocess), image.device),
     )
     hashes = phash_consumer()
