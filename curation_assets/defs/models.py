@@ -16,7 +16,7 @@ from pydantic import Field
 from curation_assets import registry
 from curation_assets.models.loading import LOADERS, Runtime, load_model
 from curation_assets.recipe import Models, Recipe
-from curation_assets.scoring.batch_settings import BatchSettings
+from curation_assets.scoring.batch_settings import CPU_DECODE_CHOICES, BatchSettings
 
 # Models loaded in this process, by resource config; and how many loads each model name took (tests
 # use it to show that a multi-shard run loads each model once, not once per shard).
@@ -33,7 +33,7 @@ class ModelResource(ConfigurableResource):
     num_workers: int = Field(default=2, description="DataLoader workers decoding images while the model runs")
     cpu_decode: str = Field(
         default=BatchSettings.cpu_decode,
-        pattern="^(auto|workers|between)$",
+        pattern=f"^({'|'.join(CPU_DECODE_CHOICES)})$",
         description="who decodes images on the CPU: workers ahead of the models (a GPU's case), threads "
         "between their forwards (models on the CPU), or auto (between when every due model is on the CPU)",
     )

@@ -54,7 +54,7 @@ def encode_shard_images(
     features = ImageConsumer(
         "features",
         min_side=image.image_size,
-        score=_Encode(image),
+        score=lambda pixels, _positions: image.encode(pixels),  # runs in this process: no pickling
         output="vector",
         device=str(image.device),  # decides who decodes: workers ahead of a GPU, threads between CPU forwards
         **handoff(image.preprocess, split_torchvision(image.preprocess), image.device),
@@ -63,14 +63,6 @@ def encode_shard_images(
     settings = BatchSettings(encoders.batch_size, num_workers, decode="cpu")  # the encoders take PIL transforms
     out = score_images(shard, image_refs, [features, hashes], settings, progress)
     return out["features"].astype(np.float16), out[hashes.name]
-
-
-class _Encode:
-    def __init__(self, image):
-        self.image = image
-
-    def __call__(self, pixels, _positions) -> np.ndarray:
-        return self.image.encode(pixels)
 
 
 def shard_features(

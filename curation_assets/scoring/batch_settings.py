@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CPU_DECODE_CHOICES = ("auto", "workers", "between")  # BatchSettings.cpu_decode
+
 
 @dataclass(frozen=True)
 class BatchSettings:

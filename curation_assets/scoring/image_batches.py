@@ -3,7 +3,8 @@
 Decoding and preprocessing run in worker processes while the model runs in this one, so the model,
 not JPEG decoding, sets the pace. The shard's images are planned once here (image_source) and dealt
 out: a worker seeks to its own tar members, row groups or files and reads nothing else, so no byte
-of the shard is read twice however many workers there are.
+of the shard is read twice however many workers there are. (With every model on the CPU the image
+pass decodes between the forwards instead: decode_between.py says why.)
 """
 
 from __future__ import annotations

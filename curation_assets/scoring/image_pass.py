@@ -35,6 +35,7 @@ from torch.utils.data import default_collate
 
 from curation_assets.image_source import ByteCounter, plan_image_reads
 from curation_assets.readers import ShardFile
+from curation_assets.scoring.batch_settings import CPU_DECODE_CHOICES
 from curation_assets.scoring.decode_between import DecodeBetweenForwards
 from curation_assets.scoring.image_batches import Prepared, decode_rgb, reduce_factor, shard_loader
 from curation_assets.scoring.image_device import (
@@ -54,9 +55,10 @@ Decode = Literal["auto", "cpu", "device"]
 class ImageConsumer:
     """One model fed by the pass.
 
-    `transform` and `collate` run in the DataLoader workers (so must be picklable where workers are
-    spawned); `per_batch`, `score` and `device_transform` run in this process. On the CPU path a
-    batch is `per_batch(collate(transformed images))`: workers hand over uint8 pixels and this process
+    `transform` and `collate` run where images are decoded: DataLoader workers (so must be picklable
+    where workers are spawned) or decode threads; `per_batch`, `score` and `device_transform` run in
+    this process. On the CPU path a batch is `per_batch(collate(transformed images))`: the decoders
+    hand over uint8 pixels and this process
     makes them float a batch at a time (pixel_handoff). `score(batch, positions)` returns one output
     per row of the batch: a float ("scalar"), a vector ("vector": rows of one array), or any object
     ("object", e.g. a hash string).
@@ -130,8 +132,10 @@ def choose_path(consumers: Sequence[ImageConsumer], decode: Decode = "auto") -> 
 def decode_between_forwards(consumers: Sequence[ImageConsumer], cpu_decode: str = "auto") -> bool:
     """Whether the CPU path decodes in this process between the forwards (decode_between) rather
     than in DataLoader workers ahead of them: `auto` when every due model runs on the CPU."""
-    if cpu_decode not in ("auto", "workers", "between"):
-        raise ValueError(f"cpu_decode must be auto, workers or between, not {cpu_decode!r}")
+    if cpu_decode not in CPU_DECODE_CHOICES:
+        raise ValueError(
+            f"cpu_decode must be {', '.join(CPU_DECODE_CHOICES[:-1])} or {CPU_DECODE_CHOICES[-1]}, not {cpu_decode!r}"
+        )
     if cpu_decode != "auto":
         return cpu_decode == "between"
     return all(torch.device(consumer.device).type == "cpu" for consumer in consumers)
